@@ -1,0 +1,1 @@
+"""Trollama brain: queue, router, context, model backends and API."""

@@ -1,0 +1,1 @@
+"""Model-server backends (Ollama, OpenAI-compatible) behind one interface."""

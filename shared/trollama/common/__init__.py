@@ -1,0 +1,1 @@
+"""Trollama common: code every service shares."""

@@ -1,0 +1,1 @@
+"""The item store interface and its backends."""

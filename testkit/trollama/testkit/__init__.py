@@ -1,0 +1,1 @@
+"""Trollama test kit: protocol-level fakes of the servers the product talks to."""
