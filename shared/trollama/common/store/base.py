@@ -55,7 +55,7 @@ class Table(StrEnum):
     GLOBAL_STATE = "global_state"
     SHORT_TERM_LOG = "short_term_log"
     MESSAGE_ARCHIVE = "message_archive"
-    TOKEN_USAGE = "token_usage"
+    TOKEN_USAGE = "token_usage"  # noqa: S105 - a table name
     ARTIFACTS = "artifacts"
     WEBPAGE_CHUNKS = "webpage_chunks"
     MONITORING_SAMPLES = "monitoring_samples"
@@ -159,7 +159,7 @@ class ItemStore(ABC):
         pk: str,
         sk: str,
         *,
-        set: Item | None = None,  # noqa: A002 - mirrors DynamoDB's SET
+        set: Item | None = None,
         add: dict[str, int | float] | None = None,
         remove: Sequence[str] = (),
         condition: Condition | None = None,
@@ -182,7 +182,7 @@ class ItemStore(ABC):
         start_after: str | None = None,
         limit: int | None = None,
         descending: bool = False,
-        filter: Condition | None = None,  # noqa: A002 - mirrors DynamoDB's FilterExpression
+        filter: Condition | None = None,
     ) -> Page:
         """Items of one partition in sort-key order.
 
@@ -196,7 +196,7 @@ class ItemStore(ABC):
         pk: str,
         *,
         sk_prefix: str = "",
-        filter: Condition | None = None,  # noqa: A002
+        filter: Condition | None = None,
     ) -> int:
         """How many unexpired items of the partition match."""
 

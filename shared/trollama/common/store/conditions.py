@@ -90,7 +90,20 @@ class Not:
 
 
 Condition = (
-    Exists | NotExists | AttrExists | AttrNotExists | Eq | Ne | Lt | Le | Gt | Ge | In | And | Or | Not
+    Exists
+    | NotExists
+    | AttrExists
+    | AttrNotExists
+    | Eq
+    | Ne
+    | Lt
+    | Le
+    | Gt
+    | Ge
+    | In
+    | And
+    | Or
+    | Not
 )
 
 

@@ -1,0 +1,1 @@
+"""The brain's REST and WebSocket API."""

@@ -1,0 +1,374 @@
+"""The worker pipeline: lease → route → context → model stream → done.
+
+Each of ``concurrency`` workers leases the next request in fair order and
+answers it, publishing frames to the :class:`~.hub.StreamHub` as they happen.
+A request's turns enter the conversation history only once it completes
+(idempotently, keyed by the request id), so a retried or crashed attempt never
+leaves half a turn behind and never answers twice in its conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from trollama.brain.backends.base import BackendError, ChatMessage, StreamChunk
+from trollama.brain.backends.registry import BackendRegistry
+from trollama.brain.context.builder import ContextBuilder
+from trollama.brain.context.history import ConversationStore, StoredMessage
+from trollama.brain.context.think import ThinkFilter
+from trollama.brain.context.tokens import count_tokens
+from trollama.brain.hub import StreamHub
+from trollama.brain.queue import LeaseLost, QueueItem, RequestQueue
+from trollama.brain.routing.classifier import RouteDecision, Router
+from trollama.brain.routing.prompts import system_prompt_for
+from trollama.brain.routing.profiles import Profile
+from trollama.brain.routing.routes import Route, uses_tools
+from trollama.common.logging import request_id_var
+from trollama.common.protocol import (
+    DeltaFrame,
+    DoneFrame,
+    ErrorCode,
+    ErrorFrame,
+    RequestFrame,
+    StatusFrame,
+    StatusKind,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two looks at a running request's stored state (remote cancel).
+CANCEL_POLL_SECONDS = 0.5
+#: Tools offered on the tool routes.
+ROUTE_TOOLS = ("current_time", "calculate")
+#: Largest text attachment inlined into the prompt, in characters.
+MAX_INLINE_ATTACHMENT_CHARS = 20_000
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+CANCELLED_MESSAGE = "Request cancelled."
+
+
+@dataclass
+class Answer:
+    text: str
+    model: str
+    usage: Usage
+
+
+class RequestCancelled(Exception):
+    """The request was cancelled while it ran."""
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        queue: RequestQueue,
+        hub: StreamHub,
+        router: Router,
+        builder: ContextBuilder,
+        conversations: ConversationStore,
+        backends: BackendRegistry,
+        profile: Profile,
+        fallback_model: str | None,
+        concurrency: int,
+        poll_seconds: float,
+        visibility_timeout: float,
+    ) -> None:
+        self.queue = queue
+        self.hub = hub
+        self.router = router
+        self.builder = builder
+        self.conversations = conversations
+        self.backends = backends
+        self.profile = profile
+        self.fallback_model = fallback_model
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.extend_every = max(1.0, visibility_timeout / 3)
+        self._workers: list[asyncio.Task[None]] = []
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: set[str] = set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        recovered = await self.queue.recover()
+        if recovered:
+            log.info("re-queued requests interrupted by the last stop", extra={"count": recovered})
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"worker-{i}") for i in range(self.concurrency)
+        ]
+
+    async def stop(self) -> None:
+        """Stop the workers; interrupted requests stay leased and are recovered later."""
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def cancel_local(self, request_id: str) -> bool:
+        """Stop a request running in this process; True when it was running here."""
+        task = self._running.get(request_id)
+        if task is None:
+            return False
+        self._cancelled.add(request_id)
+        task.cancel()
+        return True
+
+    async def _work(self) -> None:
+        while True:
+            try:
+                item = await self.queue.lease()
+            except Exception:
+                log.exception("leasing failed; retrying shortly")
+                await asyncio.sleep(self.poll_seconds)
+                continue
+            if item is None:
+                await self.queue.wait_for_work(self.poll_seconds)
+                continue
+            task = asyncio.create_task(self._process(item), name=f"request-{item.request_id}")
+            self._running[item.request_id] = task
+            try:
+                await task
+            finally:
+                self._running.pop(item.request_id, None)
+                self._cancelled.discard(item.request_id)
+
+    # ------------------------------------------------------------ one request
+
+    async def _process(self, item: QueueItem) -> None:
+        request_id_var.set(item.request_id)
+        watchdog = asyncio.create_task(self._watch(item, asyncio.current_task()))
+        try:
+            if item.attempts > 1:
+                self._status(item, StatusKind.RETRYING, "Retrying your request…")
+            answer = await self._answer(item)
+        except asyncio.CancelledError:
+            if item.request_id not in self._cancelled:
+                raise  # shutting down: the lease is recovered at the next start
+            await self._finish_cancelled(item)
+        except LeaseLost:
+            log.warning("lease lost; another brain owns this request now")
+        except BackendError as exc:
+            await self._finish_failed(item, exc, retryable=exc.retryable)
+        except Exception as exc:
+            log.exception("request failed")
+            await self._finish_failed(item, exc, retryable=True)
+        else:
+            await self._finish_done(item, answer)
+        finally:
+            watchdog.cancel()
+
+    async def _watch(self, item: QueueItem, task: asyncio.Task[None] | None) -> None:
+        """Keep the lease alive and notice a cancel made through another brain."""
+        last_extend = time.monotonic()
+        while task is not None:
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            try:
+                if time.monotonic() - last_extend >= self.extend_every:
+                    current = await self.queue.extend(item)
+                    last_extend = time.monotonic()
+                else:
+                    current = await self.queue.get(item.request_id) or item
+            except LeaseLost:
+                task.cancel()
+                return
+            except Exception:
+                log.warning("could not check the request's state", exc_info=True)
+                continue
+            if current.cancel_requested:
+                self.cancel_local(item.request_id)
+                return
+
+    async def _answer(self, item: QueueItem) -> Answer:
+        request = item.request
+        self._status(item, StatusKind.ROUTING, "Choosing a model…")
+        decision = await self.router.route(
+            request.content,
+            has_images=any(a.content_type in IMAGE_TYPES for a in request.attachments),
+            model_override=request.model_override,
+        )
+        await self.queue.annotate(
+            item,
+            route=str(decision.route),
+            model=decision.model,
+            route_latency_ms=decision.latency_ms,
+        )
+        context = await self.builder.build(
+            request.conversation_id, system_prompt_for(decision.route), user_message(request)
+        )
+        return await self._generate(item, decision, context.messages)
+
+    async def _generate(
+        self, item: QueueItem, decision: RouteDecision, messages: Sequence[ChatMessage]
+    ) -> Answer:
+        candidates = [decision.model]
+        if self.fallback_model and self.fallback_model != decision.model:
+            candidates.append(self.fallback_model)
+        for index, model in enumerate(candidates):
+            streamed = _Progress()
+            try:
+                return await self._stream_model(item, decision.route, model, messages, streamed)
+            except BackendError as exc:
+                if streamed.any_text or index == len(candidates) - 1:
+                    raise
+                log.warning("model failed; trying the fallback", extra={"model": model})
+                self._status(item, StatusKind.RETRYING, f"{model} is unavailable; trying another.")
+        raise AssertionError("unreachable")
+
+    async def _stream_model(
+        self,
+        item: QueueItem,
+        route: Route,
+        model: str,
+        messages: Sequence[ChatMessage],
+        progress: _Progress,
+    ) -> Answer:
+        self._status(item, StatusKind.GENERATING, "", route=str(route), model=model)
+        think = ThinkFilter()
+        parts: list[str] = []
+        usage = Usage()
+        async for chunk in self._chunks(route, model, messages):
+            visible, thinking = think.feed(chunk.text)
+            if (thinking or chunk.thinking) and not progress.announced_thinking:
+                progress.announced_thinking = True
+                self._status(item, StatusKind.THINKING, "Thinking…")
+            if chunk.tool:
+                self._status(item, StatusKind.TOOL, f"Using {chunk.tool}…")
+            self._delta(item, visible, parts, progress)
+            if chunk.done:
+                usage = Usage(
+                    prompt_tokens=chunk.prompt_tokens, completion_tokens=chunk.completion_tokens
+                )
+        visible, _ = think.flush()
+        self._delta(item, visible, parts, progress)
+        return Answer(text="".join(parts), model=model, usage=usage)
+
+    def _chunks(
+        self, route: Route, model: str, messages: Sequence[ChatMessage]
+    ) -> AsyncIterator[StreamChunk]:
+        backend = self.backends.backend_for(model)
+        if uses_tools(route) and self.profile.supports_tools(model):
+            return backend.stream_with_tools(model, messages, ROUTE_TOOLS)
+        return backend.stream_chat(model, messages)
+
+    # ------------------------------------------------------------ endings
+
+    async def _finish_done(self, item: QueueItem, answer: Answer) -> None:
+        request = item.request
+        await self._remember(request, answer)
+        done = DoneFrame(
+            request_id=item.request_id,
+            text=answer.text,
+            route=item.route,
+            model=answer.model,
+            usage=answer.usage,
+        )
+        try:
+            await self.queue.complete(item, done.model_dump(mode="json"))
+        except LeaseLost:
+            log.warning("finished after losing the lease; the other brain's answer stands")
+            return
+        self.hub.publish(done)
+
+    async def _remember(self, request: RequestFrame, answer: Answer) -> None:
+        now = time.time()
+        turns = (
+            ("user", request.content, request.user_id),
+            ("assistant", answer.text, "assistant"),
+        )
+        for offset, (role, content, author) in enumerate(turns):
+            await self.conversations.append(
+                request.conversation_id,
+                StoredMessage(
+                    message_id=f"{request.request_id}:{role}",
+                    role=role,
+                    content=content,
+                    user_id=author,
+                    created_at=now + offset * 1e-3,
+                    tokens=count_tokens(content),
+                    request_id=request.request_id,
+                ),
+            )
+
+    async def _finish_failed(self, item: QueueItem, exc: Exception, *, retryable: bool) -> None:
+        message = str(exc) if isinstance(exc, BackendError) else "The assistant hit an error."
+        error = ErrorFrame(
+            request_id=item.request_id, code=ErrorCode.FAILED, message=message, retryable=False
+        )
+        try:
+            after = await self.queue.fail(item, error.model_dump(mode="json"), retryable=retryable)
+        except LeaseLost:
+            return
+        if after.state.value == "queued":
+            self._status(item, StatusKind.RETRYING, f"{message} Retrying…")
+            self.queue.wake()
+        else:
+            self.hub.publish(error)
+
+    async def _finish_cancelled(self, item: QueueItem) -> None:
+        error = ErrorFrame(
+            request_id=item.request_id, code=ErrorCode.CANCELLED, message=CANCELLED_MESSAGE
+        )
+        with contextlib.suppress(LeaseLost):
+            await self.queue.finish_cancelled(item, error.model_dump(mode="json"))
+        self.hub.publish(error)
+
+    # ------------------------------------------------------------ frames
+
+    def _status(
+        self,
+        item: QueueItem,
+        status: StatusKind,
+        message: str,
+        *,
+        route: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.hub.publish(
+            StatusFrame(
+                request_id=item.request_id,
+                status=status,
+                message=message,
+                route=route,
+                model=model,
+            )
+        )
+
+    def _delta(self, item: QueueItem, text: str, parts: list[str], progress: _Progress) -> None:
+        if not text:
+            return
+        parts.append(text)
+        self.hub.publish(DeltaFrame(request_id=item.request_id, seq=progress.seq, text=text))
+        progress.seq += 1
+        progress.any_text = True
+
+
+@dataclass
+class _Progress:
+    seq: int = 0
+    any_text: bool = False
+    announced_thinking: bool = False
+
+
+def user_message(request: RequestFrame) -> ChatMessage:
+    """The user's turn: text attachments inlined, images passed to vision models."""
+    text = request.content
+    images: list[str] = []
+    for attachment in request.attachments:
+        if attachment.content_type in IMAGE_TYPES and attachment.data_b64:
+            images.append(attachment.data_b64)
+        elif attachment.content_type.startswith("text/") and attachment.data_b64:
+            body = base64.b64decode(attachment.data_b64).decode("utf-8", errors="replace")
+            text += f"\n\n[{attachment.filename}]\n{body[:MAX_INLINE_ATTACHMENT_CHARS]}"
+    return ChatMessage(role="user", content=text, images=tuple(images))

@@ -1,0 +1,43 @@
+"""Print a bearer JWT for a user, signed with JWT_SECRET_KEY (development helper).
+
+    uv run python scripts/mint_token.py alice [--admin] [--hours 8]
+
+The auth service issues real tokens; this exists so the brain's API can be
+used before (and without) it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+from trollama.brain.auth import mint_token
+from trollama.brain.settings import BrainSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("user")
+    parser.add_argument("--admin", action="store_true", help="grant admin rights")
+    parser.add_argument("--hours", type=float, default=8.0, help="lifetime (default 8)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = BrainSettings()
+    except ValidationError as exc:
+        print(f"mint_token: {exc.errors(include_input=False)[0]['msg']}", file=sys.stderr)
+        return 2
+    token = mint_token(
+        args.user,
+        settings.jwt_secret_key.get_secret_value(),
+        algorithm=settings.jwt_algorithm,
+        admin=args.admin,
+        ttl_seconds=int(args.hours * 3600),
+    )
+    print(token)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
