@@ -1,0 +1,1 @@
+"""Conversation context: history, token estimates, summaries and think-tag filtering."""

@@ -1,0 +1,1 @@
+"""Routing: which route a message takes and which model of the profile serves it."""
