@@ -14,7 +14,7 @@ from trollama.brain.routing.profiles import (
     load_profile,
     profile_names,
 )
-from trollama.brain.routing.prompts import ROUTER_PROMPT_PATH, read_prompt, system_prompt_for
+from trollama.brain.routing.prompt_files import ROUTER_PROMPT_PATH, read_prompt, system_prompt_for
 from trollama.brain.routing.routes import TOOL_ROUTES, Route, UnknownRoute, parse_route
 
 EAGLE3 = "gpt-oss-120b-eagle3"

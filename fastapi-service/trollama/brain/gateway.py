@@ -16,7 +16,14 @@ from trollama.brain.admission import Admission
 from trollama.brain.auth import Caller, CallerKind
 from trollama.brain.hub import StreamHub, is_terminal
 from trollama.brain.pipeline import CANCELLED_MESSAGE, Pipeline
-from trollama.brain.queue import ItemState, QueueFull, QueueItem, RequestQueue
+from trollama.brain.queue import (
+    ItemState,
+    QueueBusy,
+    QueueFull,
+    QueueItem,
+    RequestQueue,
+    RequestTooLarge,
+)
 from trollama.common.protocol import (
     AcceptedFrame,
     DoneFrame,
@@ -30,6 +37,7 @@ from trollama.common.protocol import (
 
 #: Seconds between two looks at the stored state of a watched request.
 WATCH_POLL_SECONDS = 1.0
+EMPTY_MESSAGE = "The message is empty: write something (or attach a file)."
 
 
 class Gateway:
@@ -47,6 +55,8 @@ class Gateway:
             request = request.model_copy(
                 update={"user_id": caller.user_id, "is_admin": caller.is_admin}
             )
+        if not request.content.strip() and not request.attachments:
+            return _error(request.request_id, ErrorCode.INVALID_FRAME, EMPTY_MESSAGE)
         existing = await self.queue.get(request.request_id)
         if existing is not None and existing.user_id != request.user_id:
             return _error(request.request_id, ErrorCode.INVALID_FRAME, "request id already used")
@@ -60,6 +70,10 @@ class Gateway:
             enqueued = await self.queue.enqueue(request)
         except QueueFull as exc:
             return _error(request.request_id, ErrorCode.QUEUE_FULL, str(exc), retryable=True)
+        except RequestTooLarge as exc:
+            return _error(request.request_id, ErrorCode.INVALID_FRAME, str(exc))
+        except QueueBusy as exc:
+            return _error(request.request_id, ErrorCode.INTERNAL, str(exc), retryable=True)
         position = await self.queue.position(request.request_id)
         return AcceptedFrame(
             request_id=request.request_id,

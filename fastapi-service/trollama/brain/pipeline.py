@@ -26,9 +26,9 @@ from trollama.brain.context.tokens import count_tokens
 from trollama.brain.hub import StreamHub
 from trollama.brain.queue import LeaseLost, QueueItem, RequestQueue
 from trollama.brain.routing.classifier import RouteDecision, Router
-from trollama.brain.routing.prompts import system_prompt_for
 from trollama.brain.routing.profiles import Profile
-from trollama.brain.routing.routes import Route, uses_tools
+from trollama.brain.routing.prompt_files import system_prompt_for
+from trollama.brain.routing.routes import Route
 from trollama.common.logging import request_id_var
 from trollama.common.protocol import (
     DeltaFrame,
@@ -58,6 +58,7 @@ class Answer:
     text: str
     model: str
     usage: Usage
+    route: str | None = None
 
 
 class RequestCancelled(Exception):
@@ -207,7 +208,9 @@ class Pipeline:
         context = await self.builder.build(
             request.conversation_id, system_prompt_for(decision.route), user_message(request)
         )
-        return await self._generate(item, decision, context.messages)
+        answer = await self._generate(item, decision, context.messages)
+        answer.route = str(decision.route)
+        return answer
 
     async def _generate(
         self, item: QueueItem, decision: RouteDecision, messages: Sequence[ChatMessage]
@@ -219,7 +222,7 @@ class Pipeline:
             streamed = _Progress()
             try:
                 return await self._stream_model(item, decision.route, model, messages, streamed)
-            except BackendError as exc:
+            except BackendError:
                 if streamed.any_text or index == len(candidates) - 1:
                     raise
                 log.warning("model failed; trying the fallback", extra={"model": model})
@@ -258,9 +261,12 @@ class Pipeline:
         self, route: Route, model: str, messages: Sequence[ChatMessage]
     ) -> AsyncIterator[StreamChunk]:
         backend = self.backends.backend_for(model)
-        if uses_tools(route) and self.profile.supports_tools(model):
+        if route.uses_tools and self._supports_tools(model):
             return backend.stream_with_tools(model, messages, ROUTE_TOOLS)
         return backend.stream_chat(model, messages)
+
+    def _supports_tools(self, model: str) -> bool:
+        return self.profile.has_model(model) and self.profile.spec(model).capabilities.tools
 
     # ------------------------------------------------------------ endings
 
@@ -270,7 +276,7 @@ class Pipeline:
         done = DoneFrame(
             request_id=item.request_id,
             text=answer.text,
-            route=item.route,
+            route=answer.route,
             model=answer.model,
             usage=answer.usage,
         )
@@ -321,7 +327,7 @@ class Pipeline:
             request_id=item.request_id, code=ErrorCode.CANCELLED, message=CANCELLED_MESSAGE
         )
         with contextlib.suppress(LeaseLost):
-            await self.queue.finish_cancelled(item, error.model_dump(mode="json"))
+            await self.queue.mark_cancelled(item)
         self.hub.publish(error)
 
     # ------------------------------------------------------------ frames

@@ -17,15 +17,16 @@ from trollama.brain.backends.base import ModelBackend
 from trollama.brain.backends.ollama import OllamaBackend
 from trollama.brain.backends.openai_compat import OpenAICompatBackend
 from trollama.brain.backends.registry import BackendRegistry
-from trollama.brain.context.builder import ContextBuilder, Summarizer
+from trollama.brain.context.builder import ContextBuilder
 from trollama.brain.context.history import ConversationStore
+from trollama.brain.context.summarizer import Summarizer
 from trollama.brain.gateway import Gateway
 from trollama.brain.hub import StreamHub
 from trollama.brain.pipeline import Pipeline
 from trollama.brain.queue import NodeRegistry, RequestQueue
 from trollama.brain.routing.classifier import Router
 from trollama.brain.routing.profiles import Profile, load_profile
-from trollama.brain.routing.routes import Route
+from trollama.brain.routing.routes import parse_route
 from trollama.brain.settings import BrainSettings
 from trollama.common.store.base import ItemStore
 from trollama.common.store.factory import open_store
@@ -132,9 +133,7 @@ def build_services(
         backoff_seconds=settings.retry_backoff_seconds,
         concurrency=settings.worker_concurrency,
     )
-    nodes = NodeRegistry(
-        store, node_id=node_id, heartbeat_seconds=settings.node_heartbeat_seconds
-    )
+    nodes = NodeRegistry(store, node_id=node_id, heartbeat_seconds=settings.node_heartbeat_seconds)
     hub = StreamHub()
     initial = MaintenanceState(
         mode=MaintenanceMode.HARD
@@ -161,7 +160,7 @@ def build_services(
     router = Router(
         backends.backend_for,
         profile,
-        default_route=Route(settings.router_default_route),
+        default_route=parse_route(settings.router_default_route),
         timeout_seconds=settings.router_timeout_seconds,
     )
     pipeline = Pipeline(

@@ -69,7 +69,7 @@ def brain_settings(**overrides: Any) -> BrainSettings:
         "log_json": True,
         **overrides,
     }
-    return BrainSettings(_env_file=None, **values)  # type: ignore[call-arg]
+    return BrainSettings(_env_file=None, **values)
 
 
 @asynccontextmanager
@@ -110,7 +110,7 @@ class BrainProcess:
 
     def start(self) -> BrainProcess:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "trollama.brain"], env=self.env, stdout=log, stderr=log
         )
         return self

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -28,6 +28,7 @@ from trollama.brain.api.schemas import (
     StreamLine,
 )
 from trollama.brain.auth import Caller, CallerKind
+from trollama.brain.context.summarizer import SummarizerError
 from trollama.brain.gateway import Watch
 from trollama.brain.queue import QueueStats
 from trollama.brain.services import Services
@@ -38,7 +39,7 @@ from trollama.common.health import (
     overall,
     run_checks,
 )
-from trollama.common.protocol import ErrorCode, ErrorFrame, RequestFrame
+from trollama.common.protocol import DoneFrame, ErrorCode, ErrorFrame, RequestFrame
 
 router = APIRouter()
 VERSION = "0.1.0"
@@ -53,7 +54,9 @@ SUBMIT_ERROR_STATUS = {
 }
 #: Seconds a client is told to wait after a retryable refusal.
 RETRY_AFTER_SECONDS = 30
-NOT_FOUND = {404: {"model": ErrorResponse, "description": "unknown id"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "unknown id"}
+}
 
 
 @router.post(
@@ -141,8 +144,8 @@ async def _status(services: Services, request_id: str, caller: Caller) -> Reques
         route=item.route,
         model=item.model,
         attempts=item.attempts,
-        result=item.result,  # type: ignore[arg-type]
-        error=item.error,  # type: ignore[arg-type]
+        result=DoneFrame.model_validate(item.result) if item.result else None,
+        error=ErrorFrame.model_validate(item.error) if item.error else None,
     )
 
 
@@ -170,9 +173,13 @@ async def conversation_action(
             action=action,
             message="Conversation closed and its history deleted.",
         )
-    summary = await services.builder.summarize_now(conversation_id)
+    try:
+        result = await services.builder.summarize_now(conversation_id)
+    except SummarizerError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    message = "Nothing new to summarize." if result.new_messages == 0 else "Summarized."
     return ConversationResult(
-        conversation_id=conversation_id, action=action, summary=summary, message="Summarized."
+        conversation_id=conversation_id, action=action, summary=result.summary, message=message
     )
 
 
@@ -186,8 +193,8 @@ async def models(services: ServicesDep, _caller: CallerDep) -> ModelsResponse:
             ModelInfo(
                 name=name,
                 backend=profile.backend_for(name),
-                size_gb=profile.size_gb(name),
-                routes=[str(route) for route in profile.routes_for(name)],
+                size_gb=profile.spec(name).size_gb,
+                routes=[str(route) for route, model in profile.routes.items() if model == name],
             )
             for name in profile.models
         ],
@@ -253,7 +260,9 @@ async def _check_models(services: Services) -> ComponentHealth:
     backend = services.backends.backend_for(services.profile.router_model)
     ok = await backend.ping()
     detail = f"{backend.name}{' (simulated)' if services.settings.model_server_simulated else ''}"
-    return ComponentHealth(status=HealthStatus.HEALTHY if ok else HealthStatus.UNHEALTHY, detail=detail)
+    return ComponentHealth(
+        status=HealthStatus.HEALTHY if ok else HealthStatus.UNHEALTHY, detail=detail
+    )
 
 
 async def _check_queue(services: Services) -> ComponentHealth:
@@ -263,5 +272,3 @@ async def _check_queue(services: Services) -> ComponentHealth:
         status=HealthStatus.DEGRADED if full else HealthStatus.HEALTHY,
         detail=f"{stats.queued} waiting, {stats.running} running",
     )
-
-

@@ -34,7 +34,7 @@ from trollama.brain.backends.base import (
 )
 from trollama.brain.context.think import strip_think
 from trollama.brain.routing.profiles import Profile
-from trollama.brain.routing.prompts import ROUTER_PROMPT_PATH, read_prompt
+from trollama.brain.routing.prompt_files import ROUTER_PROMPT_PATH, read_prompt
 from trollama.brain.routing.routes import CLASSIFIER_ROUTES, Route
 
 logger = logging.getLogger(__name__)
