@@ -50,7 +50,7 @@ def free_port() -> int:
         return port
 
 
-def test_secrets() -> dict[str, str]:
+def fresh_secrets() -> dict[str, str]:
     """Fresh random secrets, as start.sh generates them."""
     return {
         "relay_shared_secret": secrets.token_urlsafe(32),
@@ -61,7 +61,7 @@ def test_secrets() -> dict[str, str]:
 def brain_settings(**overrides: Any) -> BrainSettings:
     """Settings for a test brain: random secrets, fast polling, no .env file."""
     values: dict[str, Any] = {
-        **test_secrets(),
+        **fresh_secrets(),
         "brain_port": free_port(),
         "queue_poll_seconds": 0.1,
         "node_heartbeat_seconds": 1.0,
@@ -109,10 +109,10 @@ class BrainProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> BrainProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trollama.brain"], env=self.env, stdout=log, stderr=log
-        )
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "trollama.brain"], env=self.env, stdout=log, stderr=log
+            )
         return self
 
     async def wait_healthy(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
@@ -154,6 +154,8 @@ class BrainClient:
 
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
+        #: Frames received for other requests while waiting for one.
+        self._held: dict[str, list[ServerFrame]] = {}
 
     @classmethod
     @asynccontextmanager
@@ -178,15 +180,17 @@ class BrainClient:
     async def until_terminal(
         self, request_id: str, timeout: float = FRAME_TIMEOUT_SECONDS
     ) -> list[ServerFrame]:
-        """Frames of ``request_id`` up to its done/error (other requests' frames skipped)."""
-        frames: list[ServerFrame] = []
-        while True:
+        """Frames of ``request_id`` up to its done/error; other requests' frames
+        are kept for their own ``until_terminal`` call."""
+        frames = self._held.pop(request_id, [])
+        while not frames or not isinstance(frames[-1], DoneFrame | ErrorFrame):
             frame = await self.recv(timeout)
-            if getattr(frame, "request_id", None) != request_id:
-                continue
-            frames.append(frame)
-            if isinstance(frame, DoneFrame | ErrorFrame):
-                return frames
+            owner = getattr(frame, "request_id", None)
+            if owner == request_id:
+                frames.append(frame)
+            elif owner is not None:
+                self._held.setdefault(owner, []).append(frame)
+        return frames
 
 
 def final_text(frames: list[ServerFrame]) -> str:
