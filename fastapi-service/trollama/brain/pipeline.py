@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -92,7 +93,7 @@ class Pipeline:
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.extend_every = max(1.0, visibility_timeout / 3)
-        self._workers: list[asyncio.Task[None]] = []
+        self._dispatcher: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
 
@@ -102,16 +103,19 @@ class Pipeline:
         recovered = await self.queue.recover()
         if recovered:
             log.info("re-queued requests interrupted by the last stop", extra={"count": recovered})
-        self._workers = [
-            asyncio.create_task(self._work(), name=f"worker-{i}") for i in range(self.concurrency)
-        ]
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="dispatcher")
 
     async def stop(self) -> None:
-        """Stop the workers; interrupted requests stay leased and are recovered later."""
-        for task in self._workers:
+        """Stop leasing and cancel running requests; they stay leased and are
+        recovered at the next start (or taken over by another brain)."""
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+            self._dispatcher = None
+        running = list(self._running.values())
+        for task in running:
             task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
+        await asyncio.gather(*running, return_exceptions=True)
 
     @property
     def running(self) -> int:
@@ -126,24 +130,34 @@ class Pipeline:
         task.cancel()
         return True
 
-    async def _work(self) -> None:
+    async def _dispatch(self) -> None:
+        """One leaser per process: take the next request whenever a slot is free.
+
+        A single dispatcher (rather than one polling loop per worker slot)
+        keeps idle capacity from hammering the store with empty scans."""
+        slots = asyncio.Semaphore(self.concurrency)
+        while True:
+            await slots.acquire()
+            item = await self._next_item()
+            task = asyncio.create_task(self._process(item), name=f"request-{item.request_id}")
+            self._running[item.request_id] = task
+            task.add_done_callback(functools.partial(self._done, item.request_id, slots))
+
+    def _done(self, request_id: str, slots: asyncio.Semaphore, _: object) -> None:
+        self._running.pop(request_id, None)
+        self._cancelled.discard(request_id)
+        slots.release()
+
+    async def _next_item(self) -> QueueItem:
         while True:
             try:
                 item = await self.queue.lease()
             except Exception:
                 log.exception("leasing failed; retrying shortly")
-                await asyncio.sleep(self.poll_seconds)
-                continue
-            if item is None:
-                await self.queue.wait_for_work(self.poll_seconds)
-                continue
-            task = asyncio.create_task(self._process(item), name=f"request-{item.request_id}")
-            self._running[item.request_id] = task
-            try:
-                await task
-            finally:
-                self._running.pop(item.request_id, None)
-                self._cancelled.discard(item.request_id)
+                item = None
+            if item is not None:
+                return item
+            await self.queue.wait_for_work(self.poll_seconds)
 
     # ------------------------------------------------------------ one request
 
