@@ -16,7 +16,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trollama.brain.backends.base import BackendError, ChatMessage, StreamChunk
 from trollama.brain.backends.registry import BackendRegistry
@@ -52,6 +52,8 @@ ROUTE_TOOLS = ("current_time", "calculate")
 MAX_INLINE_ATTACHMENT_CHARS = 20_000
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 CANCELLED_MESSAGE = "Request cancelled."
+#: Longest a piece of answer text waits to be sent with the next ones, in seconds.
+DELTA_COALESCE_SECONDS = 0.05
 
 
 @dataclass
@@ -261,6 +263,7 @@ class Pipeline:
                 progress.announced_thinking = True
                 self._status(item, StatusKind.THINKING, "Thinking…")
             if chunk.tool:
+                self._flush(item, progress)
                 self._status(item, StatusKind.TOOL, f"Using {chunk.tool}…")
             self._delta(item, visible, parts, progress)
             if chunk.done:
@@ -269,6 +272,7 @@ class Pipeline:
                 )
         visible, _ = think.flush()
         self._delta(item, visible, parts, progress)
+        self._flush(item, progress)
         return Answer(text="".join(parts), model=model, usage=usage)
 
     def _chunks(
@@ -366,12 +370,24 @@ class Pipeline:
         )
 
     def _delta(self, item: QueueItem, text: str, parts: list[str], progress: _Progress) -> None:
+        """Record answer text; the first piece goes out at once, later ones are
+        coalesced for :data:`DELTA_COALESCE_SECONDS` (fewer frames, same text)."""
         if not text:
             return
         parts.append(text)
+        progress.pending.append(text)
+        progress.any_text = True
+        if progress.seq == 0 or time.monotonic() - progress.flushed_at >= DELTA_COALESCE_SECONDS:
+            self._flush(item, progress)
+
+    def _flush(self, item: QueueItem, progress: _Progress) -> None:
+        if not progress.pending:
+            return
+        text = "".join(progress.pending)
+        progress.pending.clear()
+        progress.flushed_at = time.monotonic()
         self.hub.publish(DeltaFrame(request_id=item.request_id, seq=progress.seq, text=text))
         progress.seq += 1
-        progress.any_text = True
 
 
 @dataclass
@@ -379,6 +395,8 @@ class _Progress:
     seq: int = 0
     any_text: bool = False
     announced_thinking: bool = False
+    pending: list[str] = field(default_factory=list)
+    flushed_at: float = 0.0
 
 
 def user_message(request: RequestFrame) -> ChatMessage:

@@ -77,12 +77,13 @@ class Services:
         await self.store.close()
 
     async def _beat_forever(self) -> None:
+        """Beat until cancelled; a store hiccup costs one beat, not the loop."""
         while True:
-            await asyncio.sleep(self.settings.node_heartbeat_seconds)
             try:
-                await self.nodes.beat()
+                await self.nodes.run()
             except Exception:
                 log.warning("node heartbeat failed", exc_info=True)
+                await asyncio.sleep(self.settings.node_heartbeat_seconds)
 
 
 def default_node_id(settings: BrainSettings) -> str:
