@@ -209,6 +209,11 @@ async def wait_for(url: str) -> None:
     raise TimeoutError(url)
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def report(label: str, direct: RunResult, brain: RunResult) -> tuple[float, float]:
     over50 = brain.ttft(50) - direct.ttft(50)
     over95 = brain.ttft(95) - direct.ttft(95)

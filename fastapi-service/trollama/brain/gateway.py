@@ -146,10 +146,18 @@ class Watch:
     def close(self) -> None:
         self._sub.close()
 
-    async def frames(self) -> AsyncIterator[ServerFrame]:
-        """Every frame until the terminal one (which is always sent)."""
+    async def frames(self, *, just_accepted: bool = False) -> AsyncIterator[ServerFrame]:
+        """Every frame until the terminal one (which is always sent).
+
+        ``just_accepted``: the request was queued a moment ago and its position
+        already sent, so the first look at the store can wait for a quiet second."""
         try:
             last_status: StatusFrame | None = None
+            if just_accepted:
+                async for frame in self._live(WATCH_POLL_SECONDS):
+                    yield frame
+                    if is_terminal(frame):
+                        return
             while True:
                 item = await self._gateway.queue.get(self.request_id)
                 if item is None:

@@ -79,7 +79,8 @@ async def chat(body: ChatRequest, caller: CallerDep, services: ServicesDep) -> R
         watch.close()
         return _refusal(answer)
     return StreamingResponse(
-        _ndjson(answer.model_dump_json(), watch), media_type="application/x-ndjson"
+        _ndjson(answer.model_dump_json(), watch, just_accepted=not answer.duplicate),
+        media_type="application/x-ndjson",
     )
 
 
@@ -105,9 +106,9 @@ def _refusal(error: ErrorFrame) -> JSONResponse:
     return JSONResponse(error.model_dump(mode="json"), status_code=code, headers=headers)
 
 
-async def _ndjson(first: str, watch: Watch) -> AsyncIterator[str]:
+async def _ndjson(first: str, watch: Watch, *, just_accepted: bool) -> AsyncIterator[str]:
     yield first + "\n"
-    async for frame in watch.frames():
+    async for frame in watch.frames(just_accepted=just_accepted):
         yield frame.model_dump_json() + "\n"
 
 

@@ -130,11 +130,13 @@ class Session:
         previous = self._watches.pop(frame.request_id, None)
         if previous is not None:
             previous.cancel()
-        self._watches[frame.request_id] = asyncio.create_task(self._forward(watch))
+        self._watches[frame.request_id] = asyncio.create_task(
+            self._forward(watch, just_accepted=not answer.duplicate)
+        )
 
-    async def _forward(self, watch: Watch) -> None:
+    async def _forward(self, watch: Watch, *, just_accepted: bool) -> None:
         try:
-            async for frame in watch.frames():
+            async for frame in watch.frames(just_accepted=just_accepted):
                 await self.send(frame)
         except Exception:
             log.exception("watching a request failed")
