@@ -198,3 +198,26 @@ async def test_concurrent_http_clients_all_complete(
         )
     )
     assert all(lines[-1]["text"] == "same answer" for lines in results)
+
+
+async def test_per_user_model_preference_applies_to_later_requests(
+    brain: Any, fake_ollama: Any
+) -> None:
+    fake_ollama.script.add(Reply(text="from rnj"), model="rnj-1:8b")
+    alice = bearer(brain.token("alice"))
+    async with httpx.AsyncClient(base_url=brain.url) as client:
+        bad = await client.put("/api/users/alice/model", json={"model": "gpt-9"}, headers=alice)
+        other = await client.put("/api/users/bob/model", json={"model": "rnj-1:8b"}, headers=alice)
+        ok = await client.put("/api/users/alice/model", json={"model": "rnj-1:8b"}, headers=alice)
+        shown = await client.get("/api/users/alice/model", headers=alice)
+    assert bad.status_code == 422 and "rnj-1:8b" in bad.json()["detail"]
+    assert other.status_code == 403
+    assert ok.status_code == 200 and shown.json() == {"model": "rnj-1:8b"}
+    lines = await chat_lines(brain.url, brain.token("alice"), {"content": "what is 2+2"})
+    assert lines[-1]["model"] == "rnj-1:8b" and lines[-1]["text"] == "from rnj"
+    assert not any(
+        "Answer with exactly one route name" in str(r.body) for r in fake_ollama.requests
+    ), "a chosen model skips the classifier"
+    async with httpx.AsyncClient(base_url=brain.url) as client:
+        await client.put("/api/users/alice/model", json={"model": None}, headers=alice)
+        assert (await client.get("/api/users/alice/model", headers=alice)).json() == {"model": None}

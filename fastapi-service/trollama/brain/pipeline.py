@@ -25,6 +25,7 @@ from trollama.brain.context.history import ConversationStore, StoredMessage
 from trollama.brain.context.think import ThinkFilter
 from trollama.brain.context.tokens import count_tokens
 from trollama.brain.hub import StreamHub
+from trollama.brain.preferences import UserPreferences
 from trollama.brain.queue import LeaseLost, QueueItem, RequestQueue
 from trollama.brain.routing.classifier import RouteDecision, Router
 from trollama.brain.routing.profiles import Profile
@@ -79,6 +80,7 @@ class Pipeline:
         conversations: ConversationStore,
         backends: BackendRegistry,
         profile: Profile,
+        preferences: UserPreferences,
         fallback_model: str | None,
         concurrency: int,
         poll_seconds: float,
@@ -91,6 +93,7 @@ class Pipeline:
         self.conversations = conversations
         self.backends = backends
         self.profile = profile
+        self.preferences = preferences
         self.fallback_model = fallback_model
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
@@ -210,10 +213,11 @@ class Pipeline:
     async def _answer(self, item: QueueItem) -> Answer:
         request = item.request
         self._status(item, StatusKind.ROUTING, "Choosing a model…")
+        override = request.model_override or await self.preferences.model(request.user_id)
         decision = await self.router.route(
             request.content,
             has_images=any(a.content_type in IMAGE_TYPES for a in request.attachments),
-            model_override=request.model_override,
+            model_override=override,
         )
         await self.queue.annotate(
             item,

@@ -23,6 +23,7 @@ from trollama.brain.context.summarizer import Summarizer
 from trollama.brain.gateway import Gateway
 from trollama.brain.hub import StreamHub
 from trollama.brain.pipeline import Pipeline
+from trollama.brain.preferences import UserPreferences
 from trollama.brain.queue import NodeRegistry, RequestQueue
 from trollama.brain.routing.classifier import Router
 from trollama.brain.routing.profiles import Profile, load_profile
@@ -49,6 +50,7 @@ class Services:
     hub: StreamHub
     admission: Admission
     conversations: ConversationStore
+    preferences: UserPreferences
     builder: ContextBuilder
     router: Router
     pipeline: Pipeline
@@ -147,6 +149,7 @@ def build_services(
         store, initial=initial, rate_limiter=RateLimiter(settings.user_rate_limit_per_minute)
     )
     conversations = ConversationStore(store)
+    preferences = UserPreferences(store)
     summarizer = Summarizer(
         backends.backend_for,
         profile.summarization_model,
@@ -172,6 +175,7 @@ def build_services(
         conversations=conversations,
         backends=backends,
         profile=profile,
+        preferences=preferences,
         fallback_model=settings.fallback_model,
         concurrency=settings.worker_concurrency,
         poll_seconds=settings.queue_poll_seconds,
@@ -189,6 +193,7 @@ def build_services(
         hub=hub,
         admission=admission,
         conversations=conversations,
+        preferences=preferences,
         builder=builder,
         router=router,
         pipeline=pipeline,

@@ -23,6 +23,7 @@ from trollama.brain.api.schemas import (
     ConversationResult,
     ErrorResponse,
     ModelInfo,
+    ModelPreference,
     ModelsResponse,
     RequestStatus,
     StreamLine,
@@ -87,7 +88,7 @@ async def chat(body: ChatRequest, caller: CallerDep, services: ServicesDep) -> R
 def _request_frame(body: ChatRequest, caller: Caller) -> RequestFrame:
     user_id = caller.user_id if caller.kind is CallerKind.USER else body.user_id
     if not user_id:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "user_id is required")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "user_id is required")
     return RequestFrame(
         request_id=body.request_id or f"http-{uuid.uuid4().hex}",
         user_id=user_id,
@@ -200,6 +201,39 @@ async def models(services: ServicesDep, _caller: CallerDep) -> ModelsResponse:
             for name in profile.models
         ],
     )
+
+
+@router.get("/api/users/{user_id}/model")
+async def get_model_preference(
+    user_id: str, caller: CallerDep, services: ServicesDep
+) -> ModelPreference:
+    """The model this user chose (null: the router chooses)."""
+    _require_self(caller, user_id)
+    return ModelPreference(model=await services.preferences.model(user_id))
+
+
+@router.put(
+    "/api/users/{user_id}/model",
+    responses={422: {"model": ErrorResponse, "description": "not a model of the profile"}},
+)
+async def set_model_preference(
+    user_id: str, body: ModelPreference, caller: CallerDep, services: ServicesDep
+) -> ModelPreference:
+    """Use this model for the user's requests (null goes back to automatic routing)."""
+    _require_self(caller, user_id)
+    if body.model is not None and body.model not in services.profile.models:
+        choices = ", ".join(services.profile.models)
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{body.model} is not a model of the {services.profile.name} profile: {choices}",
+        )
+    await services.preferences.set_model(user_id, body.model)
+    return body
+
+
+def _require_self(caller: Caller, user_id: str) -> None:
+    if caller.kind is CallerKind.USER and caller.user_id != user_id and not caller.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "you can only change your own settings")
 
 
 @router.get("/api/admin/queue/stats")

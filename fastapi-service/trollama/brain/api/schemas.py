@@ -81,3 +81,11 @@ class ModelsResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class ModelPreference(BaseModel):
+    """A user's model choice; ``model: null`` lets the router choose."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, max_length=100)
