@@ -217,3 +217,17 @@ async def test_two_users_at_once_both_answered(brain: Any, fake_ollama: Any) -> 
         )
         fa, fb = await asyncio.gather(a.until_terminal("a1"), b.until_terminal("b1"))
     assert fa[-1].text == "for alice" and fb[-1].text == "for bob"  # type: ignore[union-attr]
+
+
+async def test_tool_route_reports_tool_use_and_answers(brain: Any, fake_ollama: Any) -> None:
+    fake_ollama.script.add(Reply(text="RESEARCH"), system_contains=ROUTER_PHRASE)
+    fake_ollama.script.add(Reply(text="The clock says it is late."), tool_result_contains="T")
+    fake_ollama.script.add(Reply.calling(("current_time", {})), model="gpt-oss:20b")
+    async with brain.relay() as client:
+        await client.send(request("tool1", "research what time it is right now"))
+        frames = await client.until_terminal("tool1")
+    done = frames[-1]
+    assert isinstance(done, DoneFrame) and done.route == "RESEARCH"
+    assert done.text == "The clock says it is late."
+    tools = [f for f in frames if isinstance(f, StatusFrame) and f.status == "tool"]
+    assert tools and "current_time" in tools[0].message

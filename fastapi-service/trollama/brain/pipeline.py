@@ -26,7 +26,7 @@ from trollama.brain.context.think import ThinkFilter
 from trollama.brain.context.tokens import count_tokens
 from trollama.brain.hub import StreamHub
 from trollama.brain.preferences import UserPreferences
-from trollama.brain.queue import LeaseLost, QueueItem, RequestQueue
+from trollama.brain.queue import ItemState, LeaseLost, QueueItem, RequestQueue
 from trollama.brain.routing.classifier import RouteDecision, Router
 from trollama.brain.routing.profiles import Profile
 from trollama.brain.routing.prompt_files import system_prompt_for
@@ -63,10 +63,6 @@ class Answer:
     model: str
     usage: Usage
     route: str | None = None
-
-
-class RequestCancelled(Exception):
-    """The request was cancelled while it ran."""
 
 
 class Pipeline:
@@ -148,10 +144,14 @@ class Pipeline:
             self._running[item.request_id] = task
             task.add_done_callback(functools.partial(self._done, item.request_id, slots))
 
-    def _done(self, request_id: str, slots: asyncio.Semaphore, _: object) -> None:
+    def _done(self, request_id: str, slots: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
         self._running.pop(request_id, None)
         self._cancelled.discard(request_id)
         slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            # e.g. the store failed while recording the outcome: the item stays
+            # leased and is retried once its visibility timeout expires.
+            log.error("request could not be settled", exc_info=task.exception())
 
     async def _next_item(self) -> QueueItem:
         while True:
@@ -338,7 +338,7 @@ class Pipeline:
             after = await self.queue.fail(item, error.model_dump(mode="json"), retryable=retryable)
         except LeaseLost:
             return
-        if after.state.value == "queued":
+        if after.state is ItemState.QUEUED:
             self._status(item, StatusKind.RETRYING, f"{message} Retrying…")
             self.queue.wake()
         else:
