@@ -254,6 +254,7 @@ async def main(args: argparse.Namespace) -> None:
         rss = PeakRss(brain.proc.pid)
         for users in (1, 50):
             direct = await run_direct(model_url, users, args.requests_per_user)
+            cpu_before = cpu_seconds(rss.process)
             through = await run_brain(
                 brain.url,
                 secrets["relay_shared_secret"],
@@ -261,7 +262,11 @@ async def main(args: argparse.Namespace) -> None:
                 args.requests_per_user,
                 f"c{users}",
             )
+            cpu = cpu_seconds(rss.process) - cpu_before
             over50, over95 = report(f"{users} concurrent user(s)", direct, through)
+            per_request = cpu / len(through.samples) * 1000
+            busy = cpu / through.wall_seconds * 100
+            print(f"   brain CPU: {per_request:.1f} ms per request, {busy:.0f}% of one core")
         peak = rss.stop()
         print(f"\nbrain peak RSS: {peak:.1f} MB")
         print(f"overhead_p50_ms={over50:.1f} overhead_p95_ms={over95:.1f} rss_mb={peak:.0f}")

@@ -270,7 +270,16 @@ class SqliteStore(ItemStore):
         args: tuple[Table, str, str, str | None, bool],
         filter_: Condition | None,
     ) -> int:
-        return sum(1 for _ in self._scan(conn, args, filter_))
+        if filter_ is not None:
+            return sum(1 for _ in self._scan(conn, args, filter_))
+        table, pk, prefix, _, _ = args
+        where, params = _range_where(pk, prefix, None, False)
+        sql = (
+            f"SELECT COUNT(*) FROM {self._name(table)} "  # noqa: S608
+            f"WHERE {where} AND (expires_at IS NULL OR expires_at >= ?)"
+        )
+        count: int = conn.execute(sql, [*params, self._clock()]).fetchone()[0]
+        return count
 
     def _scan(
         self,
@@ -428,10 +437,10 @@ class SqliteStore(ItemStore):
                 self._conn = None
 
 
-def _range_sql(
-    name: str, pk: str, prefix: str, start_after: str | None, descending: bool
+def _range_where(
+    pk: str, prefix: str, start_after: str | None, descending: bool
 ) -> tuple[str, list[str]]:
-    """SELECT over one partition's sort-key range, in order."""
+    """The WHERE clause selecting one partition's sort-key range."""
     where, params = ["pk = ?"], [pk]
     if prefix:
         where.append("sk >= ?")
@@ -443,9 +452,16 @@ def _range_sql(
     if start_after is not None:
         where.append("sk < ?" if descending else "sk > ?")
         params.append(start_after)
+    return " AND ".join(where), params
+
+
+def _range_sql(
+    name: str, pk: str, prefix: str, start_after: str | None, descending: bool
+) -> tuple[str, list[str]]:
+    """SELECT over one partition's sort-key range, in order."""
+    where, params = _range_where(pk, prefix, start_after, descending)
     order = "DESC" if descending else "ASC"
-    sql = f"SELECT data FROM {name} WHERE {' AND '.join(where)} ORDER BY sk {order}"  # noqa: S608
-    return sql, params
+    return f"SELECT data FROM {name} WHERE {where} ORDER BY sk {order}", params  # noqa: S608
 
 
 class _WouldWait(Exception):
