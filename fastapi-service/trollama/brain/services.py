@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from trollama.brain.admission import Admission, MaintenanceMode, MaintenanceState, RateLimiter
 from trollama.brain.backends.base import ModelBackend
 from trollama.brain.backends.ollama import OllamaBackend
-from trollama.brain.backends.openai_compat import OpenAICompatBackend
 from trollama.brain.backends.registry import BackendRegistry
 from trollama.brain.context.builder import ContextBuilder
 from trollama.brain.context.history import ConversationStore
@@ -103,6 +102,9 @@ def build_backends(settings: BrainSettings, profile: Profile) -> BackendRegistry
         )
     }
     if settings.sglang_endpoint:
+        # the openai SDK takes a second to import: only when a server is configured
+        from trollama.brain.backends.openai_compat import OpenAICompatBackend
+
         backends["openai"] = OpenAICompatBackend(
             settings.sglang_endpoint.rstrip("/") + "/v1",
             api_key=settings.openai_api_key.get_secret_value(),

@@ -19,27 +19,10 @@ from strands import Agent
 from strands.agent.conversation_manager import NullConversationManager
 from strands.models.model import Model
 from strands.types.content import ContentBlock, Message
-from strands.types.exceptions import ContextWindowOverflowException
 
 from trollama.brain.backends.base import BackendError, ChatMessage, StreamChunk
+from trollama.brain.backends.images import TOOL_RESULT_PREFIX, image_format
 from trollama.brain.backends.tools import TOOLS
-
-#: Prefix of an earlier tool result replayed as text (it has no call id to match).
-TOOL_RESULT_PREFIX = "Tool result: "
-
-#: Base64 characters decoded to recognise an image format (12 bytes).
-_SNIFF_BASE64_CHARS = 16
-_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG", "png"),
-    (b"\xff\xd8", "jpeg"),
-    (b"GIF8", "gif"),
-    (b"RIFF", "webp"),
-)
-
-
-def is_overflow(exc: BaseException) -> bool:
-    """True for strands' context-window overflow."""
-    return isinstance(exc, ContextWindowOverflowException)
 
 
 async def stream_agent(
@@ -103,20 +86,6 @@ def _image_block(encoded: str) -> ContentBlock:
         raise ValueError("an attached image is not valid base64") from exc
     image = {"format": image_format(data), "source": {"bytes": data}}
     return cast(ContentBlock, {"image": image})
-
-
-def image_format(data: bytes) -> str:
-    """``png``, ``jpeg``, ``gif`` or ``webp`` from an image's first bytes (default png)."""
-    return next((name for magic, name in _IMAGE_SIGNATURES if data.startswith(magic)), "png")
-
-
-def image_mime(encoded: str) -> str:
-    """The MIME type of a base64-encoded image, e.g. ``image/jpeg``."""
-    try:
-        head = base64.b64decode(encoded[:_SNIFF_BASE64_CHARS])
-    except (binascii.Error, ValueError):
-        head = b""
-    return f"image/{image_format(head)}"
 
 
 def chunk_for(event: dict[str, Any]) -> StreamChunk | None:

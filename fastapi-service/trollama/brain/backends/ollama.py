@@ -12,13 +12,11 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import ollama
-from strands.models.ollama import OllamaModel
 
-from trollama.brain.backends import agent
 from trollama.brain.backends.base import (
     BackendError,
     BackendUnavailable,
@@ -36,6 +34,10 @@ from trollama.brain.backends.errors import (
     status_error,
     transport_error,
 )
+from trollama.brain.backends.images import is_agent_overflow
+
+if TYPE_CHECKING:
+    from strands.models.ollama import OllamaModel
 
 #: Seconds ``ping`` waits for the server.
 PING_TIMEOUT_SECONDS = 3.0
@@ -109,6 +111,8 @@ class OllamaBackend(ModelBackend):
         options: GenerationOptions | None = None,
     ) -> AsyncIterator[StreamChunk]:
         strands_model = self._strands_model(model, options or GenerationOptions())
+        from trollama.brain.backends import agent  # strands loads on first tool use
+
         return agent.stream_agent(
             strands_model, messages, tools, lambda exc: self._error(exc, model)
         )
@@ -163,6 +167,8 @@ class OllamaBackend(ModelBackend):
             raise self._error(exc, model) from exc
 
     def _strands_model(self, model: str, options: GenerationOptions) -> OllamaModel:
+        from strands.models.ollama import OllamaModel
+
         return OllamaModel(
             self.host,
             ollama_client_args={"timeout": self._timeout, "transport": self._transport},
@@ -184,7 +190,7 @@ class OllamaBackend(ModelBackend):
             if exc.status_code == 404:
                 return ModelNotFound(f"{self._server} does not have the model {model}.")
             return status_error(self._server, exc.status_code)
-        if agent.is_overflow(exc):
+        if is_agent_overflow(exc):
             return overflow(model)
         return transport_error(exc, self._server)
 

@@ -16,9 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
-from strands.models.openai import OpenAIModel
 
-from trollama.brain.backends import agent
 from trollama.brain.backends.base import (
     BackendError,
     BackendUnavailable,
@@ -36,6 +34,7 @@ from trollama.brain.backends.errors import (
     status_error,
     transport_error,
 )
+from trollama.brain.backends.images import TOOL_RESULT_PREFIX, image_mime, is_agent_overflow
 
 #: Seconds ``ping`` waits for the server.
 PING_TIMEOUT_SECONDS = 3.0
@@ -105,11 +104,15 @@ class OpenAICompatBackend(ModelBackend):
         *,
         options: GenerationOptions | None = None,
     ) -> AsyncIterator[StreamChunk]:
+        from strands.models.openai import OpenAIModel
+
         strands_model = OpenAIModel(
             client=self._client,
             model_id=model,
             params=_params(options or GenerationOptions()),
         )
+        from trollama.brain.backends import agent  # strands loads on first tool use
+
         return agent.stream_agent(
             strands_model, messages, tools, lambda exc: self._error(exc, model)
         )
@@ -136,7 +139,7 @@ class OpenAICompatBackend(ModelBackend):
         return map_error(exc, lambda cause: self._known_error(cause, model), self._server)
 
     def _known_error(self, exc: BaseException, model: str) -> BackendError | None:
-        if agent.is_overflow(exc):
+        if is_agent_overflow(exc):
             return overflow(model)
         if isinstance(exc, openai.APIStatusError):
             if exc.code == "context_length_exceeded" or is_context_overflow(exc.message):
@@ -188,14 +191,14 @@ def _reasoning(delta: object) -> str:
 def _message(message: ChatMessage) -> ChatCompletionMessageParam:
     if message.role == "tool":
         # A tool result without the id of its call: replay it as text.
-        return {"role": "user", "content": agent.TOOL_RESULT_PREFIX + message.content}
+        return {"role": "user", "content": TOOL_RESULT_PREFIX + message.content}
     if not message.images:
         return cast(ChatCompletionMessageParam, {"role": message.role, "content": message.content})
     parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
     parts += [
         {
             "type": "image_url",
-            "image_url": {"url": f"data:{agent.image_mime(image)};base64,{image}"},
+            "image_url": {"url": f"data:{image_mime(image)};base64,{image}"},
         }
         for image in message.images
     ]
