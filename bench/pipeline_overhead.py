@@ -14,7 +14,8 @@ requests per second and the brain's peak RSS. The last line is
 ``overhead_p50_ms=X overhead_p95_ms=Y rss_mb=Z`` for the 50-user run.
 Targets: overhead p50 ≤ 5 ms and p95 ≤ 25 ms at 50 streams; RSS ≤ 200 MB.
 
-    uv run python bench/pipeline_overhead.py [--requests-per-user 4] [--ttft-ms 100]
+    uv run python bench/pipeline_overhead.py [--requests-per-user 4] [--single-user-requests 20]
+        [--ttft-ms 100] [--tokens-per-second 50]
 
 Requests carry a model override, so the router's classifier call (a model call
 of its own) is not part of the overhead; its latency is recorded per request.
@@ -252,14 +253,14 @@ async def main(args: argparse.Namespace) -> None:
         print(f"simulated model server: TTFT {args.ttft_ms} ms, {args.tokens_per_second} tokens/s")
         await run_brain(brain.url, secrets["relay_shared_secret"], 4, 2, "warmup")
         rss = PeakRss(brain.proc.pid)
-        for users in (1, 50):
-            direct = await run_direct(model_url, users, args.requests_per_user)
+        for users, per_user in ((1, args.single_user_requests), (50, args.requests_per_user)):
+            direct = await run_direct(model_url, users, per_user)
             cpu_before = cpu_seconds(rss.process)
             through = await run_brain(
                 brain.url,
                 secrets["relay_shared_secret"],
                 users,
-                args.requests_per_user,
+                per_user,
                 f"c{users}",
             )
             cpu = cpu_seconds(rss.process) - cpu_before
@@ -278,7 +279,8 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests-per-user", type=int, default=4)
+    parser.add_argument("--requests-per-user", type=int, default=4, help="in the 50-user run")
+    parser.add_argument("--single-user-requests", type=int, default=20)
     parser.add_argument("--ttft-ms", type=float, default=100.0)
     parser.add_argument("--tokens-per-second", type=float, default=50.0)
     asyncio.run(main(parser.parse_args()))

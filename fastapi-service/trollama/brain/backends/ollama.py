@@ -39,6 +39,10 @@ from trollama.brain.backends.images import is_agent_overflow
 if TYPE_CHECKING:
     from strands.models.ollama import OllamaModel
 
+#: Connections open to the model server at once (streams beyond wait for one).
+MAX_MODEL_CONNECTIONS = 256
+#: Idle connections kept for reuse; as many as concurrent streams avoids reconnecting.
+MAX_IDLE_MODEL_CONNECTIONS = 128
 #: Seconds ``ping`` waits for the server.
 PING_TIMEOUT_SECONDS = 3.0
 
@@ -72,7 +76,12 @@ class OllamaBackend(ModelBackend):
         self._keep_alive = keep_alive_seconds
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         # One connection pool, shared with the per-call clients of strands' OllamaModel.
-        self._transport = httpx.AsyncHTTPTransport()
+        self._transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(
+                max_connections=MAX_MODEL_CONNECTIONS,
+                max_keepalive_connections=MAX_IDLE_MODEL_CONNECTIONS,
+            )
+        )
         self._client = ollama.AsyncClient(host, timeout=self._timeout, transport=self._transport)
 
     async def stream_chat(
