@@ -231,3 +231,28 @@ async def test_tool_route_reports_tool_use_and_answers(brain: Any, fake_ollama: 
     assert done.text == "The clock says it is late."
     tools = [f for f in frames if isinstance(f, StatusFrame) and f.status == "tool"]
     assert tools and "current_time" in tools[0].message
+
+
+async def test_store_failure_is_a_clear_error_and_the_connection_survives(brain: Any) -> None:
+    await brain.services.store.close()  # every store call now fails
+    async with brain.relay() as client:
+        await client.send(request("s1", "hello"))
+        error = await client.recv()
+        await client.send({"type": "ping"})
+        pong = await client.recv()
+    assert isinstance(error, ErrorFrame) and error.retryable
+    assert "storage is unavailable" in error.message
+    assert pong.type == "pong"
+    import httpx
+
+    async with httpx.AsyncClient(base_url=brain.url) as http:
+        health = await http.get("/health")
+        chat = await http.post(
+            "/api/chat",
+            json={"content": "hi"},
+            headers={"Authorization": f"Bearer {brain.token('a')}"},
+        )
+    assert (
+        health.status_code == 503 and health.json()["components"]["store"]["status"] == "unhealthy"
+    )
+    assert chat.status_code == 503 and "storage is unavailable" in chat.json()["detail"]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from trollama.brain.api import http, ws
+from trollama.brain.api.ws import STORE_DOWN_MESSAGE
 from trollama.brain.services import Services
+from trollama.common.store.base import StoreError
 
 
 def create_app(services: Services) -> FastAPI:
@@ -29,6 +33,15 @@ def create_app(services: Services) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.add_exception_handler(StoreError, _store_unavailable)
     app.include_router(http.router)
     app.include_router(ws.router)
     return app
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A store failure is the service's problem, said plainly (never a stack trace)."""
+    logging.getLogger(__name__).error("store failure serving %s", request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": STORE_DOWN_MESSAGE}, status_code=503, headers={"Retry-After": "30"}
+    )

@@ -23,6 +23,7 @@ from trollama.brain.services import Services
 from trollama.common.protocol import (
     MAX_FRAME_BYTES,
     CancelFrame,
+    ClientFrame,
     ErrorCode,
     ErrorFrame,
     PingFrame,
@@ -32,6 +33,7 @@ from trollama.common.protocol import (
     ServerFrame,
     client_frame_adapter,
 )
+from trollama.common.store.base import StoreError
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -42,6 +44,8 @@ MAX_WATCHES_PER_CONNECTION = 256
 CLOSE_UNAUTHORIZED = 4401
 #: Validation errors quoted back in an invalid-frame message.
 MAX_REPORTED_ERRORS = 3
+STORE_DOWN_MESSAGE = "The assistant's storage is unavailable right now. Please try again shortly."
+INTERNAL_MESSAGE = "The assistant hit an internal error. Please try again."
 
 
 class ConnectionState(StrEnum):
@@ -97,6 +101,16 @@ class Session:
         except ValidationError as exc:
             await self._invalid(_describe(exc))
             return
+        try:
+            await self._dispatch(frame)
+        except StoreError:
+            log.exception("store failure while handling a frame")
+            await self.send(_failure(frame, STORE_DOWN_MESSAGE))
+        except Exception:
+            log.exception("unexpected failure while handling a frame")
+            await self.send(_failure(frame, INTERNAL_MESSAGE))
+
+    async def _dispatch(self, frame: ClientFrame) -> None:
         match frame:
             case RequestFrame():
                 await self._request(frame)
@@ -145,6 +159,15 @@ class Session:
 
     async def _invalid(self, message: str) -> None:
         await self.send(ErrorFrame(code=ErrorCode.INVALID_FRAME, message=message))
+
+
+def _failure(frame: ClientFrame, message: str) -> ErrorFrame:
+    return ErrorFrame(
+        request_id=getattr(frame, "request_id", None),
+        code=ErrorCode.INTERNAL,
+        message=message,
+        retryable=True,
+    )
 
 
 def _describe(exc: ValidationError) -> str:
