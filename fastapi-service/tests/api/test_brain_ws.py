@@ -128,8 +128,25 @@ async def test_position_query_and_unknown_ids(brain: Any) -> None:
         (json.dumps(request("big", "x" * 100_000)), "content"),
         (json.dumps(request("bad id; DROP TABLE", "hi")), "request_id"),
         (b"\x00\x01\x02binary", "binary"),
+        (
+            json.dumps(
+                request(
+                    "att",
+                    "see file",
+                    attachments=[
+                        {
+                            "filename": "a.txt",
+                            "content_type": "text/plain",
+                            "size_bytes": 3,
+                            "data_b64": "%%% not base64 %%%",
+                        }
+                    ],
+                )
+            ),
+            "base64",
+        ),
     ],
-    ids=["bad-json", "unknown-type", "missing-fields", "100kB", "hostile-id", "binary"],
+    ids=["bad-json", "unknown-type", "missing-fields", "100kB", "hostile-id", "binary", "bad-b64"],
 )
 async def test_bad_frames_get_clear_errors_and_connection_survives(
     brain: Any, fake_ollama: Any, raw: str | bytes, expect: str
@@ -256,3 +273,26 @@ async def test_store_failure_is_a_clear_error_and_the_connection_survives(brain:
         health.status_code == 503 and health.json()["components"]["store"]["status"] == "unhealthy"
     )
     assert chat.status_code == 503 and "storage is unavailable" in chat.json()["detail"]
+
+
+async def test_text_attachment_reaches_the_model(brain: Any, fake_ollama: Any) -> None:
+    import base64
+
+    fake_ollama.script.add(Reply(text="I read it."), model="gpt-oss:20b")
+    body = base64.b64encode(b"line one\nline two").decode()
+    attachment = {
+        "filename": "notes.txt",
+        "content_type": "text/plain",
+        "size_bytes": 17,
+        "data_b64": body,
+    }
+    async with brain.relay() as client:
+        await client.send(
+            request(
+                "a1", "summarize my notes", attachments=[attachment], model_override="gpt-oss:20b"
+            )
+        )
+        frames = await client.until_terminal("a1")
+    assert frames[-1].text == "I read it."  # type: ignore[union-attr]
+    prompt = fake_ollama.requests_to("/api/chat")[-1].body["messages"][-1]["content"]
+    assert "[notes.txt]" in prompt and "line two" in prompt

@@ -9,10 +9,12 @@ Brain → client: ``accepted``, ``status``, ``delta``, ``done``, ``error``, ``po
 
 from __future__ import annotations
 
+import base64
+import binascii
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 PROTOCOL_VERSION = 1
 #: Largest message text accepted, in characters (Discord allows 4,000 with Nitro).
@@ -23,6 +25,10 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024
 MAX_ID_CHARS = 128
 #: Most attachments on one request.
 MAX_ATTACHMENTS = 10
+#: Largest attachment, in bytes (MAX_FILE_SIZE_MB in the reference settings).
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+#: Base64 characters that encode MAX_ATTACHMENT_BYTES.
+MAX_ATTACHMENT_B64_CHARS = (MAX_ATTACHMENT_BYTES + 2) // 3 * 4
 
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[\w:.@#-]+$")]
 
@@ -36,9 +42,19 @@ class Attachment(_Frame):
 
     filename: str = Field(max_length=256)
     content_type: str = Field(max_length=128)
-    size_bytes: int = Field(ge=0)
-    data_b64: str | None = None
-    url: str | None = None
+    size_bytes: int = Field(ge=0, le=MAX_ATTACHMENT_BYTES)
+    data_b64: str | None = Field(default=None, max_length=MAX_ATTACHMENT_B64_CHARS)
+    url: str | None = Field(default=None, max_length=2048)
+
+    @field_validator("data_b64")
+    @classmethod
+    def _valid_base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("attachment data is not valid base64") from None
+        return value
 
 
 class Artifact(_Frame):
