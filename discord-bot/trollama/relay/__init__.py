@@ -1,0 +1,1 @@
+"""Trollama relay: Discord in, the brain behind it."""
