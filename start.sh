@@ -17,7 +17,7 @@ source "${REPO_ROOT}/scripts/lib/runtime.sh"
 SERVICES=(
     "model-server demo   TROLLAMA_DEMO_MODEL_HOST=127.0.0.1 TROLLAMA_DEMO_MODEL_PORT=11435 /api/tags python -m trollama.testkit.fake_ollama --host {host} --port {port}"
     "brain        always BRAIN_HOST=127.0.0.1               BRAIN_PORT=8001                /health   python -m trollama.brain"
-    # coming: "relay env:DISCORD_TOKEN RELAY_HEALTH_HOST=127.0.0.1 RELAY_HEALTH_PORT=9997 /health python -m trollama.relay"
+    "relay        env:DISCORD_TOKEN RELAY_HEALTH_HOST=127.0.0.1 RELAY_HEALTH_PORT=9997 /health python -m trollama.relay"
 )
 #: The simulated model server of --demo; the brain is pointed at it.
 DEMO_MODEL_SERVICE=model-server
@@ -263,7 +263,12 @@ start_services() {
     local line
     for line in "${SERVICES[@]}"; do
         parse_service "${line}"
-        wanted "${SVC_WHEN}" || continue
+        if ! wanted "${SVC_WHEN}"; then
+            if [[ "${SVC_WHEN}" == env:* ]]; then
+                say "${SVC_NAME}: skipped (set ${SVC_WHEN#env:} in ${ENV_FILE} to start it)"
+            fi
+            continue
+        fi
         if [[ "${SVC_NAME}" == "${DEMO_MODEL_SERVICE}" ]]; then
             # The brain talks to the simulated server, and says so in /health.
             export OLLAMA_HOST="http://${SVC_URL_HOST}:${SVC_PORT}"

@@ -21,6 +21,7 @@ START_SCRIPT = REPO_ROOT / "start.sh"
 SETTINGS_CLASSES = (
     "trollama.common.settings:StoreSettings",
     "trollama.brain.settings:BrainSettings",
+    "trollama.relay.settings:RelaySettings",
 )
 
 

@@ -35,7 +35,7 @@ class RelaySettings(ServiceSettings):
     allowed_channel_ids: str = ""
     blocked_channel_ids: str = ""
     #: Messages from one user in one thread within this many seconds become one request.
-    merge_window_seconds: float = 1.5
+    merge_window_seconds: float = 0.8
 
     #: Seconds between two edits/sends in one channel (Discord allows 5 per 5 s).
     stream_chunk_interval: float = 1.1
