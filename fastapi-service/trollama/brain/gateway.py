@@ -37,6 +37,14 @@ from trollama.common.protocol import (
 
 #: Seconds between two looks at the stored state of a watched request.
 WATCH_POLL_SECONDS = 1.0
+#: How a request's state reads to a user.
+_STATE_WORDS = {
+    ItemState.QUEUED: "Waiting in the queue",
+    ItemState.LEASED: "Being answered now",
+    ItemState.DONE: "Answered",
+    ItemState.FAILED: "Failed",
+    ItemState.CANCELLED: "Cancelled",
+}
 EMPTY_MESSAGE = "The message is empty: write something (or attach a file)."
 
 
@@ -114,11 +122,12 @@ class Gateway:
         if item is None:
             return _error(request_id, ErrorCode.NOT_FOUND, "unknown request")
         position = await self.queue.position(request_id)
-        status = StatusKind.QUEUED if item.state is ItemState.QUEUED else StatusKind.GENERATING
+        queued = item.state is ItemState.QUEUED
+        place = position.position if position else 0
         return StatusFrame(
             request_id=request_id,
-            status=status,
-            message=item.state.value,
+            status=StatusKind.QUEUED if queued else StatusKind.GENERATING,
+            message=f"Position {place} in the queue" if queued else _STATE_WORDS[item.state],
             position=position.position if position else 0,
             eta_seconds=position.eta_seconds if position else 0.0,
         )
