@@ -1,0 +1,93 @@
+"""The relay bot: discord.py client wiring, lifecycle and health."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import discord
+from aiohttp import web
+from discord.ext import commands
+
+from trollama.common.health import HealthReport
+from trollama.relay.access import AccessRules
+from trollama.relay.brain_api import BrainApi, http_base
+from trollama.relay.brain_link import BrainLink
+from trollama.relay.conversations import Conversations
+from trollama.relay.health import health_app, relay_report
+from trollama.relay.pacing import ChannelPacer
+from trollama.relay.settings import RelaySettings
+from trollama.relay.slash import SlashCommands
+
+log = logging.getLogger(__name__)
+
+#: Seconds a REST call to the brain may take.
+BRAIN_API_TIMEOUT_SECONDS = 60.0
+
+
+def relay_intents() -> discord.Intents:
+    intents = discord.Intents.default()
+    intents.message_content = True
+    intents.members = True
+    return intents
+
+
+class RelayBot(commands.Bot):
+    def __init__(self, settings: RelaySettings, *, serve: bool = True) -> None:
+        """``serve=False`` only registers the commands (scripts/sync_commands.py)."""
+        super().__init__(command_prefix=commands.when_mentioned, intents=relay_intents())
+        self.settings = settings
+        self.serve = serve
+        self.access = AccessRules.from_settings(settings)
+        self.pacer = ChannelPacer(settings.stream_chunk_interval)
+        secret = settings.relay_shared_secret.get_secret_value()
+        self.link = BrainLink(
+            settings.fastapi_ws_url, secret, max_pending=settings.max_pending_requests
+        )
+        self.api = BrainApi(
+            http_base(settings.fastapi_ws_url), secret, timeout=BRAIN_API_TIMEOUT_SECONDS
+        )
+        self.started_at = time.time()
+        self._health: web.AppRunner | None = None
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(Conversations(self))
+        await self.add_cog(SlashCommands(self))
+        if not self.serve:
+            return
+        await self.link.start()
+        await self._start_health()
+        await self.sync_commands()
+
+    async def sync_commands(self) -> list[discord.app_commands.AppCommand]:
+        """Register the slash commands (instantly in the development guild)."""
+        if self.settings.dev_guild_id.isdigit():
+            guild = discord.Object(id=int(self.settings.dev_guild_id))
+            self.tree.copy_global_to(guild=guild)
+            return await self.tree.sync(guild=guild)
+        return await self.tree.sync()
+
+    async def _start_health(self) -> None:
+        app = health_app(self.health_report)
+        self._health = web.AppRunner(app, access_log=None)
+        await self._health.setup()
+        site = web.TCPSite(
+            self._health, self.settings.relay_health_host, self.settings.relay_health_port
+        )
+        await site.start()
+
+    def health_report(self) -> HealthReport:
+        return relay_report(
+            discord_ready=self.is_ready() and not self.is_closed(),
+            latency_s=self.latency if self.is_ready() else None,
+            brain_state=str(self.link.state),
+            started_at=self.started_at,
+            pending=self.link.pending(),
+        )
+
+    async def close(self) -> None:
+        await super().close()
+        await self.link.stop()
+        await self.api.aclose()
+        if self._health is not None:
+            await self._health.cleanup()
