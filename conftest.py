@@ -3,4 +3,5 @@
 pytest_plugins = [
     "trollama.testkit.store_fixtures",
     "trollama.testkit.model_fixtures",
+    "trollama.testkit.discord_fixtures",
 ]

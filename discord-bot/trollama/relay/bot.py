@@ -49,6 +49,7 @@ class RelayBot(commands.Bot):
         )
         self.started_at = time.time()
         self._health: web.AppRunner | None = None
+        self._closing = False
 
     async def setup_hook(self) -> None:
         await self.add_cog(Conversations(self))
@@ -58,6 +59,9 @@ class RelayBot(commands.Bot):
         await self.link.start()
         await self._start_health()
         await self.sync_commands()
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No prefix commands: messages are handled by the Conversations cog only."""
 
     async def sync_commands(self) -> list[discord.app_commands.AppCommand]:
         """Register the slash commands (instantly in the development guild)."""
@@ -86,6 +90,9 @@ class RelayBot(commands.Bot):
         )
 
     async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
         await super().close()
         await self.link.stop()
         await self.api.aclose()

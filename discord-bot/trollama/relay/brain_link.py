@@ -211,6 +211,7 @@ class BrainLink:
         self._cancels: dict[str, None] = {}
         self._conn: ClientConnection | None = None
         self._send_lock = asyncio.Lock()
+        self._stopping = False
         self._runner: asyncio.Task[None] | None = None
         self._ws_logger = _MaskingLogger(logging.getLogger("websockets.client"), secret)
 
@@ -225,8 +226,9 @@ class BrainLink:
 
     async def stop(self) -> None:
         """Close the connection and forget unfinished requests (no more frames arrive)."""
-        if self.state is LinkState.CLOSED:
+        if self.state is LinkState.CLOSED or self._stopping:
             return
+        self._stopping = True
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.cancel()

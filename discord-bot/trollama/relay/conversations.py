@@ -7,10 +7,11 @@ conversation per user. The thread (or DM channel) id is the conversation id.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
-from collections.abc import Hashable
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Hashable
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
@@ -54,9 +55,12 @@ class Conversations(commands.Cog):
         )
         #: (conversation id, user id) → the user's request running there (for /cancel).
         self.active: dict[tuple[int, int], str] = {}
+        #: Answers being flushed to Discord before their final reaction.
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def cog_unload(self) -> None:
         await self.merger.drain()
+        await asyncio.gather(*self._finishing, return_exceptions=True)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -89,7 +93,7 @@ class Conversations(commands.Cog):
         channel = message.channel
         if isinstance(channel, discord.DMChannel | discord.Thread):
             return channel
-        name = thread_name(strip_mentions(message.clean_content, me.id))
+        name = thread_name(strip_mentions(message.content, me.id))
         return await message.create_thread(name=name)
 
     async def _submit_batch(self, key: Hashable, messages: list[discord.Message]) -> None:
@@ -112,7 +116,8 @@ class Conversations(commands.Cog):
             await renderer.handle(frame)
             if isinstance(frame, DoneFrame | ErrorFrame) and frame.request_id:
                 self.active.pop((channel_id, first.author.id), None)
-                await self._settle(first, FAILED if isinstance(frame, ErrorFrame) else DONE)
+                ok = isinstance(frame, DoneFrame)
+                self._track(self._finish(renderer, first, ok))
 
         try:
             await self.bot.link.submit(request, on_frame)
@@ -177,6 +182,18 @@ class Conversations(commands.Cog):
                 )
             )
         return kept
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _finish(
+        self, renderer: AnswerRenderer[discord.Message], message: discord.Message, ok: bool
+    ) -> None:
+        """✅ or ❌ once the whole answer is on Discord."""
+        shown = await renderer.wait_done()
+        await self._settle(message, DONE if ok and shown else FAILED)
 
     async def _react(self, message: discord.Message, emoji: str) -> None:
         try:
