@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import mimetypes
 from collections.abc import Coroutine, Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,12 @@ RESTARTING_MESSAGE = (
 )
 SHUTTING_DOWN_MESSAGE = "The relay is shutting down; please send your message again in a minute."
 TOO_BIG_ATTACHMENT = "📎 {name} is larger than {limit} MB and was not sent to the assistant."
+
+
+def content_type_of(item: discord.Attachment) -> str:
+    """Discord's content type, else a guess from the file name."""
+    guessed, _ = mimetypes.guess_type(item.filename)
+    return item.content_type or guessed or "application/octet-stream"
 
 
 class Conversations(commands.Cog):
@@ -176,7 +183,7 @@ class Conversations(commands.Cog):
             kept.append(
                 Attachment(
                     filename=item.filename[:256],
-                    content_type=(item.content_type or "application/octet-stream")[:128],
+                    content_type=content_type_of(item)[:128],
                     size_bytes=len(data),
                     data_b64=base64.b64encode(data).decode(),
                 )
