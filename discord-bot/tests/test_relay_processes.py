@@ -146,3 +146,54 @@ async def test_brain_killed_mid_answer_gives_exactly_one_complete_answer(
         str(thread.id), 10
     )
     assert [m.role for m in history] == ["user", "assistant"]
+
+
+async def test_brain_away_users_see_restarting_then_get_their_answer(
+    fake_discord: FakeDiscord, fake_ollama: Any, tmp_path: Path
+) -> None:
+    fake_ollama.script.add(Reply(text="worth the wait"), user_contains="patience")
+    secrets = fresh_secrets()
+    port = free_port()
+    env = {
+        "BRAIN_PORT": str(port),
+        "OLLAMA_HOST": fake_ollama.url,
+        "SQLITE_PATH": str(tmp_path / "brain.db"),
+        "RELAY_SHARED_SECRET": secrets["relay_shared_secret"],
+        "JWT_SECRET_KEY": secrets["jwt_secret_key"],
+    }
+    relay_settings = RelaySettings(
+        _env_file=None,
+        dev_mode=True,
+        discord_token=fake_discord.token,
+        relay_shared_secret=secrets["relay_shared_secret"],
+        fastapi_ws_url=f"ws://127.0.0.1:{port}/ws/discord",
+        relay_health_port=free_port(),
+        stream_chunk_interval=0.3,
+        merge_window_seconds=0.2,
+    )
+    bot = RelayBot(relay_settings)
+    brain: BrainProcess | None = None
+    try:
+        async with running_client(fake_discord, bot):
+            message = await fake_discord.user_message(
+                fake_discord.general.id, fake_discord.bob, "patience please", mentions_bot=True
+            )
+            thread = (await fake_discord.wait_for(lambda: fake_discord.threads()))[0]
+            await fake_discord.wait_for(
+                lambda: any("restarting" in m.content for m in fake_discord.messages(thread.id)),
+                timeout=10,
+            )
+            brain = BrainProcess(env, log_path=tmp_path / "brain.log").start()
+            await brain.wait_healthy()
+            await fake_discord.wait_for(
+                lambda: "✅" in fake_discord.current_reactions(message.id), timeout=40
+            )
+            texts = [
+                m.content
+                for m in fake_discord.messages(thread.id)
+                if m.author_id == fake_discord.bot_user.id
+            ]
+    finally:
+        if brain is not None:
+            brain.stop()
+    assert texts == ["worth the wait"]

@@ -185,7 +185,10 @@ def status_text(frame: StatusFrame | AcceptedFrame) -> str:
         return _clip(f"{frame.notice}\n{line}" if frame.notice else line)
     detail = frame.message.strip()
     lines = {
-        StatusKind.QUEUED: _queued(frame.position, frame.eta_seconds),
+        # A queued status without a position carries its own words (e.g. "restarting").
+        StatusKind.QUEUED: detail
+        if frame.position is None and detail
+        else _queued(frame.position, frame.eta_seconds),
         StatusKind.ROUTING: STATUS_ROUTING,
         StatusKind.THINKING: STATUS_THINKING,
         StatusKind.TOOL: STATUS_TOOL.format(detail=detail or STATUS_TOOL_DEFAULT),
