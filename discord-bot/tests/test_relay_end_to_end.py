@@ -191,3 +191,18 @@ async def test_slash_commands_are_synced_and_answer(stack: Any, fake_ollama: Any
     interaction = await fake.interaction("help", user=fake.alice)
     responses = await fake.wait_for(lambda: fake.interaction_responses(interaction.id))
     assert "Mention me" in str(responses[0])
+
+
+async def test_soft_maintenance_notice_then_the_answer(stack: Any, fake_ollama: Any) -> None:
+    from trollama.brain.admission import MaintenanceMode, MaintenanceState
+
+    fake_ollama.script.add(Reply(text="still answering", ttft_seconds=1.0), user_contains="soft")
+    fake = stack.discord
+    await stack.brain.admission.set_maintenance(MaintenanceState(mode=MaintenanceMode.SOFT))
+    message = await fake.user_message(fake.general.id, fake.alice, "soft please", mentions_bot=True)
+    await settled(stack, message.id, "✅")
+    thread = await only_thread(stack)
+    first = fake.messages(thread.id)[0]
+    shown = [e.content for e in fake.edits(first.id)] + [first.content]
+    assert any("maintenance" in text for text in shown), shown
+    assert answer_text(stack, thread.id) == ["still answering"]

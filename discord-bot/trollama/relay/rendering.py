@@ -150,6 +150,8 @@ class _Answer:
 
     text: str = ""
     status: str | None = None
+    #: A notice from the brain (e.g. soft maintenance), shown above progress lines.
+    notice: str | None = None
     next_seq: int = 0
     artifacts: list[Artifact] = field(default_factory=list)
 
@@ -318,7 +320,11 @@ class AnswerRenderer(Generic[MessageHandle]):
             answer.text, answer.next_seq = "", 0
             answer.status = status_text(frame)
         elif not answer.text.strip():  # progress shows while there is no text yet...
-            answer.status = status_text(frame)
+            if isinstance(frame, AcceptedFrame) and frame.notice:
+                answer.notice = _clip(frame.notice)
+            line = status_text(frame)
+            keep = answer.notice and not line.startswith(answer.notice)
+            answer.status = _clip(f"{answer.notice}\n{line}") if keep else line
         elif isinstance(frame, StatusFrame) and frame.status is StatusKind.TOOL:
             answer.status = status_text(frame)  # ...or under it, while a tool runs
 
