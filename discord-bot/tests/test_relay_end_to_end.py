@@ -48,7 +48,9 @@ async def test_mention_starts_a_thread_and_streams_the_answer(stack: Any, fake_o
     edits = fake.edits(fake.messages(thread.id)[0].id)
     assert len(edits) >= 2, "the answer was streamed in several edits"
     times = [e.at for e in edits]
-    assert all(b - a >= 0.25 for a, b in itertools.pairwise(times)), "edits are paced"
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # Streaming edits are paced; only the answer's first text may follow a status quickly.
+    assert sum(gap < 0.25 for gap in gaps) <= 1, gaps
     assert "⏳" not in fake.current_reactions(message.id)
 
 

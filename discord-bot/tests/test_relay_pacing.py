@@ -177,3 +177,25 @@ def test_bad_settings_are_refused() -> None:
         ChannelPacer(-1.0)
     with pytest.raises(ValueError, match="max_channels"):
         ChannelPacer(1.0, max_channels=0)
+
+
+async def test_urgent_turns_skip_the_spacing_but_never_the_window() -> None:
+    from trollama.relay.pacing import WINDOW_OPS, WINDOW_SECONDS
+
+    now = [100.0]
+
+    async def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    pacer = ChannelPacer(1.1, clock=lambda: now[0], sleep=fake_sleep)
+    starts = []
+    async with pacer.turn("c") as started:  # a status line
+        starts.append(started)
+    async with pacer.turn("c", urgent=True) as started:  # the first text: no 1.1 s wait
+        starts.append(started)
+    assert starts[1] - starts[0] < 1.1
+    for _ in range(WINDOW_OPS * 2):
+        async with pacer.turn("c", urgent=True) as started:
+            starts.append(started)
+    for i in range(len(starts) - WINDOW_OPS):
+        assert starts[i + WINDOW_OPS] - starts[i] >= WINDOW_SECONDS

@@ -23,12 +23,11 @@ from trollama.common.protocol import (
     StatusFrame,
     StatusKind,
 )
-from trollama.relay.pacing import ChannelPacer
+from trollama.relay.pacing import WINDOW_OPS, WINDOW_SECONDS, ChannelPacer
 from trollama.relay.rendering import (
     EMPTY_ANSWER,
     FULL_ANSWER_FILENAME,
     MAX_ANSWER_MESSAGES,
-    STATUS_GENERATING,
     STATUS_THINKING,
     SUPERSEDED,
     AnswerRenderer,
@@ -50,12 +49,15 @@ class RecordingPacer(ChannelPacer):
     def __init__(self, interval: float) -> None:
         super().__init__(interval)
         self.starts: defaultdict[Hashable, list[float]] = defaultdict(list)
+        self.urgent: defaultdict[Hashable, list[float]] = defaultdict(list)
         self.inside: Counter[Hashable] = Counter()
 
     @asynccontextmanager
-    async def turn(self, channel_id: Hashable) -> AsyncIterator[float]:
-        async with super().turn(channel_id) as started:
+    async def turn(self, channel_id: Hashable, *, urgent: bool = False) -> AsyncIterator[float]:
+        async with super().turn(channel_id, urgent=urgent) as started:
             self.starts[channel_id].append(started)
+            if urgent:
+                self.urgent[channel_id].append(started)
             self.inside[channel_id] += 1
             try:
                 yield started
@@ -160,12 +162,17 @@ def done(text: str, artifacts: list[Artifact] | None = None) -> DoneFrame:
 
 
 def assert_paced(sink: FakeSink) -> None:
-    """Every operation ran inside a turn, and turns in a channel started an interval apart."""
+    """Every operation ran inside a turn; turns in a channel started an interval apart,
+    except the urgent turn of each answer's first text (at most one per answer, never a
+    retry); never more than WINDOW_OPS turns in WINDOW_SECONDS."""
     assert sink.pacer is not None
     assert sink.records and all(record.in_turn for record in sink.records)
-    for starts in sink.pacer.starts.values():
-        gaps = [b - a for a, b in itertools.pairwise(starts)]
+    for channel, starts in sink.pacer.starts.items():
+        urgent = sink.pacer.urgent[channel]
+        gaps = [b - a for a, b in itertools.pairwise(starts) if b not in urgent]
         assert all(gap >= sink.pacer.min_interval for gap in gaps), gaps
+        for i in range(len(starts) - WINDOW_OPS):
+            assert starts[i + WINDOW_OPS] - starts[i] >= WINDOW_SECONDS
 
 
 def assert_within_limit(records: list[Record]) -> None:
@@ -211,8 +218,10 @@ async def test_status_message_comes_first_then_the_answer_replaces_it() -> None:
     await sink.wait_for(lambda: sink.messages == ["⏳ Queued — position 3, about 20 s"])
     await renderer.handle(status(StatusKind.THINKING, "Thinking…"))
     await sink.wait_for(lambda: sink.messages == [STATUS_THINKING])
-    await renderer.handle(status(StatusKind.GENERATING))
-    await sink.wait_for(lambda: sink.messages == [STATUS_GENERATING])
+    operations = len(sink.records)
+    await renderer.handle(status(StatusKind.GENERATING))  # text follows: no edit spent on it
+    await asyncio.sleep(0.1)
+    assert sink.messages == [STATUS_THINKING] and len(sink.records) == operations
     for frame in deltas("The answer is 42.", 4):
         await renderer.handle(frame)
     await sink.wait_for(lambda: sink.messages[0].startswith("The answer"))

@@ -21,6 +21,8 @@ from trollama.relay.slash import SlashCommands
 
 log = logging.getLogger(__name__)
 
+#: Seconds between two reaction changes in one channel (Discord: about 4 a second).
+REACTION_INTERVAL_SECONDS = 0.3
 #: Seconds a REST call to the brain may take.
 BRAIN_API_TIMEOUT_SECONDS = 60.0
 
@@ -40,6 +42,8 @@ class RelayBot(commands.Bot):
         self.serve = serve
         self.access = AccessRules.from_settings(settings)
         self.pacer = ChannelPacer(settings.stream_chunk_interval)
+        #: Reactions have their own, tighter Discord limit; they never wait for answers.
+        self.reaction_pacer = ChannelPacer(REACTION_INTERVAL_SECONDS)
         secret = settings.relay_shared_secret.get_secret_value()
         self.link = BrainLink(
             settings.fastapi_ws_url, secret, max_pending=settings.max_pending_requests

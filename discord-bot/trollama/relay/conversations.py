@@ -114,7 +114,7 @@ class Conversations(commands.Cog):
             channel_id,
             edit_interval=self.bot.settings.stream_chunk_interval,
         )
-        await self._react(first, WAITING)
+        waiting = asyncio.create_task(self._react(first, WAITING))  # never delays the request
         self.active[(channel_id, first.author.id)] = request.request_id
 
         async def on_frame(frame: ServerFrame) -> None:
@@ -124,7 +124,7 @@ class Conversations(commands.Cog):
             if isinstance(frame, DoneFrame | ErrorFrame) and frame.request_id:
                 self.active.pop((channel_id, first.author.id), None)
                 ok = isinstance(frame, DoneFrame)
-                self._track(self._finish(renderer, first, ok))
+                self._track(self._finish(renderer, first, ok, waiting))
 
         try:
             await self.bot.link.submit(request, on_frame)
@@ -135,6 +135,7 @@ class Conversations(commands.Cog):
                     request_id=request.request_id, code=ErrorCode.RATE_LIMITED, message=message
                 )
             )
+            await waiting
             await self._settle(first, FAILED)
             return
         except ValueError:
@@ -196,15 +197,20 @@ class Conversations(commands.Cog):
         task.add_done_callback(self._finishing.discard)
 
     async def _finish(
-        self, renderer: AnswerRenderer[discord.Message], message: discord.Message, ok: bool
+        self,
+        renderer: AnswerRenderer[discord.Message],
+        message: discord.Message,
+        ok: bool,
+        waiting: asyncio.Task[None],
     ) -> None:
-        """✅ or ❌ once the whole answer is on Discord."""
+        """✅ or ❌ once the whole answer is on Discord (and after the ⏳ went on)."""
         shown = await renderer.wait_done()
+        await waiting
         await self._settle(message, DONE if ok and shown else FAILED)
 
     async def _react(self, message: discord.Message, emoji: str) -> None:
         try:
-            async with self.bot.pacer.turn(message.channel.id):
+            async with self.bot.reaction_pacer.turn(message.channel.id):
                 await message.add_reaction(emoji)
         except discord.HTTPException:
             log.warning("could not add a reaction", exc_info=True)
@@ -212,7 +218,7 @@ class Conversations(commands.Cog):
     async def _settle(self, message: discord.Message, emoji: str) -> None:
         me = self.bot.user
         try:
-            async with self.bot.pacer.turn(message.channel.id):
+            async with self.bot.reaction_pacer.turn(message.channel.id):
                 if me is not None:
                     await message.remove_reaction(WAITING, me)
             await self._react(message, emoji)

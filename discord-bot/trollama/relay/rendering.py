@@ -249,6 +249,8 @@ class AnswerRenderer(Generic[MessageHandle]):
         self._shown: list[str] = []
         self._text_shown_at: float | None = None
         self._changed = asyncio.Event()
+        #: Set once answer text exists: a status edit waiting for its turn gives way to it.
+        self._text_arrived = asyncio.Event()
         self._terminal = asyncio.Event()
         self._flushed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -319,6 +321,8 @@ class AnswerRenderer(Generic[MessageHandle]):
         elif isinstance(frame, StatusFrame) and frame.status is StatusKind.RETRYING:
             answer.text, answer.next_seq = "", 0
             answer.status = status_text(frame)
+        elif isinstance(frame, StatusFrame) and frame.status is StatusKind.GENERATING:
+            pass  # text follows at once: a status edit now would only spend the channel's budget
         elif not answer.text.strip():  # progress shows while there is no text yet...
             if isinstance(frame, AcceptedFrame) and frame.notice:
                 answer.notice = _clip(frame.notice)
@@ -338,6 +342,7 @@ class AnswerRenderer(Generic[MessageHandle]):
         answer.text += frame.text[: max(0, MAX_STREAM_CHARS - len(answer.text))]
         if answer.text.strip():
             answer.status = None
+            self._text_arrived.set()
             if self.stats.first_text_at is None:
                 self.stats.first_text_at = self._clock()
 
@@ -371,14 +376,29 @@ class AnswerRenderer(Generic[MessageHandle]):
                 await self._wait_for_change()
                 continue
             await self._throttle(op)
+            if await self._text_overtook(op):
+                continue  # plan again: the op now carries the first text
             final = self._terminal.is_set()
+            first_text = op.shows_text and self._text_shown_at is None
             try:
-                await self._with_retries(self._step, "showing the answer")
+                await self._with_retries(self._step, "showing the answer", urgent=first_text)
             except _GaveUp:
                 if final:
                     raise
                 if not self._terminal.is_set():
                     await self._wait_for_change()  # try again with the next change
+
+    async def _text_overtook(self, op: _Op) -> bool:
+        """For a status-only edit: wait for its turn outside the pacer, and True if the
+        answer's first text arrived meanwhile (it then goes out at once, as urgent)."""
+        if op.shows_text or self._text_arrived.is_set() or self._terminal.is_set():
+            return False
+        delay = self._pacer.ready_in(self._channel_id)
+        if delay <= 0:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._text_arrived.wait(), delay)
+        return self._text_arrived.is_set()
 
     async def _wait_for_change(self) -> None:
         self._changed.clear()
@@ -449,12 +469,16 @@ class AnswerRenderer(Generic[MessageHandle]):
 
         return upload
 
-    async def _with_retries(self, action: Callable[[], Awaitable[None]], what: str) -> None:
-        """Run ``action`` in a paced turn, retrying with backoff; _GaveUp when all attempts fail."""
+    async def _with_retries(
+        self, action: Callable[[], Awaitable[None]], what: str, *, urgent: bool = False
+    ) -> None:
+        """Run ``action`` in a paced turn, retrying with backoff; _GaveUp when all attempts fail.
+
+        ``urgent`` (the first text of the answer) skips the pacer's spacing, not its window."""
         attempts = self._retry.attempts
         for attempt in range(1, attempts + 1):
             try:
-                async with self._pacer.turn(self._channel_id):
+                async with self._pacer.turn(self._channel_id, urgent=urgent and attempt == 1):
                     await action()
                 return
             except Exception as exc:
