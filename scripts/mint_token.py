@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pydantic import ValidationError
-
 from trollama.brain.auth import mint_token
 from trollama.brain.settings import BrainSettings
+from trollama.common.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,10 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admin", action="store_true", help="grant admin rights")
     parser.add_argument("--hours", type=float, default=8.0, help="lifetime (default 8)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        settings = BrainSettings()
-    except ValidationError as exc:
-        print(f"mint_token: {exc.errors(include_input=False)[0]['msg']}", file=sys.stderr)
+    settings = load_settings(BrainSettings, "mint_token")
+    if settings is None:
         return 2
     token = mint_token(
         args.user,

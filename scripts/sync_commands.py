@@ -13,8 +13,8 @@ import asyncio
 import sys
 
 import discord
-from pydantic import ValidationError
 
+from trollama.common.settings import load_settings
 from trollama.relay.bot import RelayBot
 from trollama.relay.endpoints import point_discord_at
 from trollama.relay.settings import RelaySettings
@@ -38,10 +38,8 @@ async def sync(settings: RelaySettings) -> int:
 
 
 def main() -> int:
-    try:
-        settings = RelaySettings()
-    except ValidationError as exc:
-        print(f"sync_commands: {exc.errors(include_input=False)[0]['msg']}", file=sys.stderr)
+    settings = load_settings(RelaySettings, "sync_commands")
+    if settings is None:
         return 2
     return asyncio.run(sync(settings))
 

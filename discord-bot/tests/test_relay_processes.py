@@ -28,6 +28,20 @@ from trollama.testkit.fake_discord import FakeDiscord
 from trollama.testkit.script import Reply
 
 
+def relay_settings_for(fake: FakeDiscord, secret: str, brain_port: int) -> RelaySettings:
+    """An in-process relay's settings: the fake Discord, the brain on ``brain_port``."""
+    return RelaySettings(
+        _env_file=None,
+        dev_mode=True,
+        discord_token=fake.token,
+        relay_shared_secret=secret,
+        fastapi_ws_url=f"ws://127.0.0.1:{brain_port}/ws/discord",
+        relay_health_port=free_port(),
+        stream_chunk_interval=0.3,
+        merge_window_seconds=0.2,
+    )
+
+
 async def wait_healthy_relay(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     async with httpx.AsyncClient() as client:
         for _ in range(300):
@@ -105,16 +119,7 @@ async def test_brain_killed_mid_answer_gives_exactly_one_complete_answer(
     }
     brain = BrainProcess(env, log_path=tmp_path / "brain.log").start()
     await brain.wait_healthy()
-    relay_settings = RelaySettings(
-        _env_file=None,
-        dev_mode=True,
-        discord_token=fake_discord.token,
-        relay_shared_secret=secrets["relay_shared_secret"],
-        fastapi_ws_url=f"ws://127.0.0.1:{port}/ws/discord",
-        relay_health_port=free_port(),
-        stream_chunk_interval=0.3,
-        merge_window_seconds=0.2,
-    )
+    relay_settings = relay_settings_for(fake_discord, secrets["relay_shared_secret"], port)
     bot = RelayBot(relay_settings)
     try:
         async with running_client(fake_discord, bot):
@@ -161,16 +166,7 @@ async def test_brain_away_users_see_restarting_then_get_their_answer(
         "RELAY_SHARED_SECRET": secrets["relay_shared_secret"],
         "JWT_SECRET_KEY": secrets["jwt_secret_key"],
     }
-    relay_settings = RelaySettings(
-        _env_file=None,
-        dev_mode=True,
-        discord_token=fake_discord.token,
-        relay_shared_secret=secrets["relay_shared_secret"],
-        fastapi_ws_url=f"ws://127.0.0.1:{port}/ws/discord",
-        relay_health_port=free_port(),
-        stream_chunk_interval=0.3,
-        merge_window_seconds=0.2,
-    )
+    relay_settings = relay_settings_for(fake_discord, secrets["relay_shared_secret"], port)
     bot = RelayBot(relay_settings)
     brain: BrainProcess | None = None
     try:

@@ -11,9 +11,11 @@ import os
 import socket
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,6 +39,11 @@ INHERITED_SETTINGS = (
     "DEV_MODE",
     "RELAY_SHARED_SECRET",
     "JWT_SECRET_KEY",
+    "DISCORD_TOKEN",
+    "DISCORD_API_BASE",
+    "DISCORD_GATEWAY_URL",
+    "FASTAPI_WS_URL",
+    "RELAY_HEALTH_PORT",
 )
 
 
@@ -153,6 +160,7 @@ def test_demo_run_keeps_env_file_refuses_double_start_and_stops(sandbox: Sandbox
     started = sandbox.run(START, "--detach", "--demo")
     assert started.returncode == 0, output(started)
     assert "SIMULATED" in started.stdout + started.stderr
+    assert "relay: skipped (set DISCORD_TOKEN" in started.stdout + started.stderr
     assert sandbox.env_file.read_text(encoding="utf-8") == original
 
     body = health(port)
@@ -234,3 +242,27 @@ def test_stop_leaves_a_reused_pid_alone(sandbox: Sandbox) -> None:
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_relay_runs_under_start_sh_when_a_token_is_set(sandbox: Sandbox, fake_discord: Any) -> None:
+    relay_port = free_port()
+    sandbox.env.update(
+        DISCORD_TOKEN=fake_discord.token,
+        DISCORD_API_BASE=fake_discord.api_base,
+        DISCORD_GATEWAY_URL=fake_discord.gateway_url,
+        RELAY_HEALTH_PORT=str(relay_port),
+        FASTAPI_WS_URL=f"ws://127.0.0.1:{sandbox.brain_port}/ws/discord",
+    )
+    started = sandbox.run(START, "--detach", "--demo")
+    assert started.returncode == 0, output(started)
+    assert "relay" in sandbox.pids()
+    deadline = time.monotonic() + 30
+    body = health(relay_port)
+    while not body["info"]["websocket_connected"] and time.monotonic() < deadline:  # type: ignore[index]
+        time.sleep(0.2)
+        body = health(relay_port)
+    assert body["status"] == "healthy", body
+    assert fake_discord.token not in started.stdout + started.stderr
+    stopped = sandbox.run(STOP)
+    assert "stopped relay" in stopped.stdout, output(stopped)
+    assert port_is_free(relay_port)

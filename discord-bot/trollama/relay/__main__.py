@@ -6,9 +6,9 @@ import asyncio
 import sys
 
 import discord
-from pydantic import ValidationError
 
 from trollama.common.logging import configure_logging, register_secret
+from trollama.common.settings import load_settings
 from trollama.relay.bot import RelayBot
 from trollama.relay.endpoints import point_discord_at
 from trollama.relay.settings import RelaySettings
@@ -30,11 +30,8 @@ async def run(settings: RelaySettings) -> int:
 
 
 def main() -> int:
-    try:
-        settings = RelaySettings()
-    except ValidationError as exc:
-        reasons = "; ".join(str(e["msg"]) for e in exc.errors(include_input=False))
-        print(f"trollama-relay: configuration refused: {reasons}", file=sys.stderr)
+    settings = load_settings(RelaySettings, "trollama-relay")
+    if settings is None:
         return EXIT_CONFIG
     for secret in (settings.discord_token, settings.relay_shared_secret):
         register_secret(secret.get_secret_value())

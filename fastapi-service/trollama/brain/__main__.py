@@ -6,24 +6,21 @@ import logging
 import sys
 
 import uvicorn
-from pydantic import ValidationError
 
 from trollama.brain.app import create_app
 from trollama.brain.services import build_services
 from trollama.brain.settings import BrainSettings
 from trollama.common.logging import configure_logging, register_secret
 from trollama.common.protocol import MAX_FRAME_BYTES
+from trollama.common.settings import load_settings
 
 #: Exit status when the configuration is refused.
 EXIT_CONFIG = 2
 
 
 def main() -> int:
-    try:
-        settings = BrainSettings()
-    except ValidationError as exc:
-        reasons = "; ".join(str(e["msg"]) for e in exc.errors(include_input=False))
-        print(f"trollama-brain: configuration refused: {reasons}", file=sys.stderr)
+    settings = load_settings(BrainSettings, "trollama-brain")
+    if settings is None:
         return EXIT_CONFIG
     for secret in (settings.relay_shared_secret, settings.jwt_secret_key):
         register_secret(secret.get_secret_value())

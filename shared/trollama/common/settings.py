@@ -9,10 +9,11 @@ setting but never prints its value.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -99,3 +100,20 @@ class ServiceSettings(BaseSettings):
     def public_dump(self) -> dict[str, Any]:
         """The settings with every secret masked, safe to log or show."""
         return self.model_dump(mode="json")
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def refusal(exc: ValidationError) -> str:
+    """Why settings were refused, in one line, never quoting a value."""
+    return "; ".join(str(error["msg"]) for error in exc.errors(include_input=False))
+
+
+def load_settings(cls: type[SettingsT], program: str) -> SettingsT | None:
+    """The settings from the environment, or None after one line on stderr saying why not."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        print(f"{program}: configuration refused: {refusal(exc)}", file=sys.stderr)
+        return None
