@@ -443,9 +443,7 @@ class DynamoStore(ItemStore):
         remove: Sequence[str] = (),
         condition: Condition | None = None,
     ) -> Item:
-        op = Update(table, pk, sk, set=set or {}, add=add or {}, remove=remove, condition=condition)
-        rules.check_key(pk, sk)
-        rules.check_update(op.set, op.add, op.remove)
+        op = rules.update_op(table, pk, sk, set, add, remove, condition)
         rules.check_item({"pk": pk, "sk": sk, **op.set})
         for _ in range(MAX_EXPIRED_RETRIES):
             try:

@@ -24,6 +24,7 @@ from trollama.common.store.base import (
     TransactOp,
     Update,
 )
+from trollama.common.store.conditions import Condition
 
 #: DynamoDB's limit on a partition key value, in UTF-8 bytes.
 MAX_PK_BYTES = 2048
@@ -157,3 +158,19 @@ def prefix_upper_bound(prefix: str) -> str | None:
         if code <= 0x10FFFF:
             return "".join(chars) + chr(code)
     return None
+
+
+def update_op(
+    table: Table,
+    pk: str,
+    sk: str,
+    set_: Item | None,
+    add: dict[str, int | float] | None,
+    remove: Sequence[str],
+    condition: Condition | None,
+) -> Update:
+    """The checked :class:`Update` both backends apply (same refusals everywhere)."""
+    op = Update(table, pk, sk, set=set_ or {}, add=add or {}, remove=remove, condition=condition)
+    check_key(pk, sk)
+    check_update(op.set, op.add, op.remove)
+    return op

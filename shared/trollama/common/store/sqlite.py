@@ -333,9 +333,7 @@ class SqliteStore(ItemStore):
         remove: Sequence[str] = (),
         condition: Condition | None = None,
     ) -> Item:
-        op = Update(table, pk, sk, set=set or {}, add=add or {}, remove=remove, condition=condition)
-        rules.check_key(pk, sk)
-        rules.check_update(op.set, op.add, op.remove)
+        op = rules.update_op(table, pk, sk, set, add, remove, condition)
         return await self._run(self._update_in_tx, op)
 
     def _update_in_tx(self, conn: sqlite3.Connection, op: Update) -> Item:
