@@ -61,6 +61,12 @@ class Table(StrEnum):
     MONITORING_SAMPLES = "monitoring_samples"
     ALERTS = "alerts"
     NODES = "nodes"
+    USER_PROFILES = "user_profiles"
+    CHANNEL_SETTINGS = "channel_settings"
+    OUTBOX = "outbox"
+    JOB_LEASES = "job_leases"
+    AUDIT_LOG = "audit_log"
+    POLLS = "polls"
 
 
 class StoreError(Exception):
