@@ -45,3 +45,9 @@ class RelaySettings(ServiceSettings):
     dev_guild_id: str = ""
     #: Requests kept while the brain is away.
     max_pending_requests: int = 100
+    #: Comma-separated role ids whose members are bot admins (besides the
+    #: Administrator and Manage Server permissions).
+    admin_role_ids: str = ""
+    #: Send every message in visible channels to the brain's short-term log
+    #: (other bots excluded; channels can opt out with /channel logging).
+    message_log_enabled: bool = True

@@ -187,3 +187,34 @@ async def test_load_unload_and_loaded(ollama_backend: OllamaBackend) -> None:
     assert await ollama_backend.loaded() == []
     with pytest.raises(ModelNotFound):
         await ollama_backend.load("missing:1b")
+
+
+async def test_embed_returns_one_unit_vector_per_text_and_similar_texts_score_higher(
+    fake_ollama: ServerThread[FakeOllama], ollama_backend: OllamaBackend
+) -> None:
+    vectors = await ollama_backend.embed(
+        "qwen3-embedding:4b", ["I love green tea", "green tea I love", "rust compilers"]
+    )
+    assert len(vectors) == 3
+    same = sum(a * b for a, b in zip(vectors[0], vectors[1], strict=True))
+    other = sum(a * b for a, b in zip(vectors[0], vectors[2], strict=True))
+    assert same > 0.99 > other
+
+
+async def test_embed_with_an_unknown_model_is_model_not_found(
+    ollama_backend: OllamaBackend,
+) -> None:
+    with pytest.raises(ModelNotFound):
+        await ollama_backend.embed("no-such-embedder", ["x"])
+
+
+async def test_a_json_schema_is_sent_as_ollamas_format(
+    fake_ollama: ServerThread[FakeOllama], ollama_backend: OllamaBackend
+) -> None:
+    schema = {"type": "object", "properties": {"facts": {"type": "array"}}}
+    fake_ollama.script.add(Reply(text='{"facts": []}'))
+    text = await ollama_backend.complete(
+        MODEL, HELLO, options=GenerationOptions(json_schema=schema)
+    )
+    assert text == '{"facts": []}'
+    assert fake_ollama.requests_to("/api/chat")[-1].body["format"] == schema

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trollama.brain.admission import Admission, MaintenanceMode, MaintenanceState, RateLimiter
 from trollama.brain.backends.base import ModelBackend
@@ -21,6 +22,7 @@ from trollama.brain.context.history import ConversationStore
 from trollama.brain.context.summarizer import Summarizer
 from trollama.brain.gateway import Gateway
 from trollama.brain.hub import StreamHub
+from trollama.brain.persona.bundle import Persona, build_persona
 from trollama.brain.pipeline import Pipeline
 from trollama.brain.preferences import UserPreferences
 from trollama.brain.queue import NodeRegistry, RequestQueue
@@ -54,12 +56,15 @@ class Services:
     router: Router
     pipeline: Pipeline
     gateway: Gateway
+    persona: Persona
     started_at: float = field(default_factory=time.time)
     websocket_connections: int = 0
     _heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.store.ensure_tables()
+        identity_file = self.settings.persona_identity_file
+        await self.persona.seed_identity(Path(identity_file) if identity_file else None)
         await self.nodes.beat()
         self._heartbeat = asyncio.create_task(self._beat_forever(), name="node-heartbeat")
         await self.pipeline.start()
@@ -184,6 +189,12 @@ def build_services(
         visibility_timeout=settings.visibility_timeout,
     )
     gateway = Gateway(queue=queue, hub=hub, admission=admission, pipeline=pipeline)
+    persona = build_persona(
+        store,
+        backend_for=backends.backend_for,
+        embedding_model=profile.embedding_model,
+        embedding_timeout_seconds=settings.embedding_timeout_seconds,
+    )
     return Services(
         settings=settings,
         node_id=node_id,
@@ -200,4 +211,5 @@ def build_services(
         router=router,
         pipeline=pipeline,
         gateway=gateway,
+        persona=persona,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from trollama.common.settings import ServiceSettings
 
@@ -71,3 +71,26 @@ class BrainSettings(ServiceSettings):
     maintenance_mode_hard: bool = False
     #: Requests one user may submit per minute (0 = no limit).
     user_rate_limit_per_minute: int = 20
+
+    # --- persona and memory
+    #: TOML file the bot's identity is seeded from on first start (empty = the
+    #: built-in one); after that the store owns the identity.
+    persona_identity_file: str = ""
+    #: Tokens of memory facts put into one prompt (the most relevant first).
+    memory_token_budget: int = 400
+    #: Tokens of the channel's last 24 hours put into a prompt outside threads.
+    channel_context_token_budget: int = 1500
+    #: Seconds to wait for the embedding model before ranking facts without it.
+    embedding_timeout_seconds: float = 5.0
+
+    # --- background jobs (one brain runs each, by a lease in the store)
+    #: Run the jobs below in this brain (another brain holding the lease runs them otherwise).
+    background_jobs_enabled: bool = True
+    #: Hour of the day (UTC) for the daily memory consolidation and mood drift.
+    consolidation_hour_utc: int = Field(default=4, ge=0, le=23)
+    #: Minutes between two proactive-engagement rounds.
+    proactive_interval_minutes: float = Field(default=30.0, gt=0)
+    #: Chance that the bot speaks in an enabled channel in one round (0..1).
+    proactive_chance: float = Field(default=0.10, ge=0, le=1)
+    #: Hours (UTC, "start-end", e.g. "23-7") when the bot never speaks unprompted.
+    quiet_hours_utc: str = ""

@@ -27,6 +27,9 @@ MAX_ID_CHARS = 128
 MAX_ATTACHMENTS = 10
 #: Largest attachment, in bytes (MAX_FILE_SIZE_MB in the reference settings).
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+#: Custom emoji names sent with one request, and the longest name (Discord: 32).
+MAX_EMOJIS = 50
+MAX_EMOJI_NAME_CHARS = 32
 #: Base64 characters that encode MAX_ATTACHMENT_BYTES.
 MAX_ATTACHMENT_B64_CHARS = (MAX_ATTACHMENT_BYTES + 2) // 3 * 4
 
@@ -89,6 +92,10 @@ class RequestFrame(_Frame):
     attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     model_override: str | None = Field(default=None, max_length=100)
     is_admin: bool = False
+    #: Names of the server's custom emoji the answer may use as ``:name:``.
+    emojis: list[Annotated[str, Field(max_length=MAX_EMOJI_NAME_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_EMOJIS
+    )
 
 
 class CancelFrame(_Frame):

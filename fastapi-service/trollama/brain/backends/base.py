@@ -9,9 +9,9 @@ the HTTP stream to the model server promptly.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -30,6 +30,8 @@ class GenerationOptions:
     top_p: float | None = None
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
+    #: Structured output: the answer must be JSON matching this JSON Schema.
+    json_schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,10 @@ class ModelBackend(ABC):
         """The whole answer text at once (router, summarizer)."""
         parts = [c.text async for c in self.stream_chat(model, messages, options=options)]
         return "".join(parts)
+
+    async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
+        """One embedding vector per text (Ollama /api/embed, OpenAI /v1/embeddings)."""
+        raise BackendError(f"The {self.name} server does not serve embeddings.")
 
     @abstractmethod
     async def list_models(self) -> list[str]:

@@ -96,6 +96,7 @@ class OllamaBackend(ModelBackend):
                 model=model,
                 messages=[_message(m) for m in messages],
                 options=_options(options),
+                format=_format(options),
                 keep_alive=self._keep_alive,
                 stream=True,
             )
@@ -125,6 +126,18 @@ class OllamaBackend(ModelBackend):
         return agent.stream_agent(
             strands_model, messages, tools, lambda exc: self._error(exc, model)
         )
+
+    async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
+        try:
+            response = await self._client.embed(
+                model=model, input=list(texts), keep_alive=self._keep_alive
+            )
+        except Exception as exc:
+            raise self._error(exc, model) from exc
+        vectors = [list(vector) for vector in response.embeddings]
+        if len(vectors) != len(texts):
+            raise BackendUnavailable(f"{self._server} returned the wrong number of embeddings.")
+        return vectors
 
     async def list_models(self) -> list[str]:
         try:
@@ -221,6 +234,13 @@ def _options(options: GenerationOptions | None) -> dict[str, Any]:
         "stop": list(options.stop) or None,
     }
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _format(options: GenerationOptions | None) -> dict[str, Any] | None:
+    """Ollama's ``format``: a JSON Schema the answer must follow."""
+    if options is None or options.json_schema is None:
+        return None
+    return dict(options.json_schema)
 
 
 def _chunks(part: ollama.ChatResponse) -> list[StreamChunk]:

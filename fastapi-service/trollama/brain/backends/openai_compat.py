@@ -117,6 +117,16 @@ class OpenAICompatBackend(ModelBackend):
             strands_model, messages, tools, lambda exc: self._error(exc, model)
         )
 
+    async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
+        try:
+            response = await self._client.embeddings.create(model=model, input=list(texts))
+        except Exception as exc:
+            raise self._error(exc, model) from exc
+        vectors = [list(entry.embedding) for entry in sorted(response.data, key=lambda e: e.index)]
+        if len(vectors) != len(texts):
+            raise BackendUnavailable(f"{self._server} returned the wrong number of embeddings.")
+        return vectors
+
     async def list_models(self) -> list[str]:
         try:
             return [entry.id async for entry in self._client.models.list()]
@@ -211,5 +221,13 @@ def _params(options: GenerationOptions) -> dict[str, Any]:
         "top_p": options.top_p,
         "max_tokens": options.max_tokens,
         "stop": list(options.stop) or None,
+        "response_format": (
+            {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": dict(options.json_schema)},
+            }
+            if options.json_schema is not None
+            else None
+        ),
     }
     return {key: value for key, value in values.items() if value is not None}
