@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
+from trollama.brain.persona.quiet_hours import parse_quiet_hours
 from trollama.common.settings import ServiceSettings
 
 ProfileName = Literal["conservative", "balanced", "performance"]
@@ -94,3 +95,9 @@ class BrainSettings(ServiceSettings):
     proactive_chance: float = Field(default=0.10, ge=0, le=1)
     #: Hours (UTC, "start-end", e.g. "23-7") when the bot never speaks unprompted.
     quiet_hours_utc: str = ""
+
+    @field_validator("quiet_hours_utc")
+    @classmethod
+    def _valid_quiet_hours(cls, value: str) -> str:
+        parse_quiet_hours(value)  # raises with the expected form in the message
+        return value

@@ -59,7 +59,8 @@ def fresh_secrets() -> dict[str, str]:
 
 
 def brain_settings(**overrides: Any) -> BrainSettings:
-    """Settings for a test brain: random secrets, fast polling, no .env file."""
+    """Settings for a test brain: random secrets, fast polling, no .env file, no
+    background jobs."""
     values: dict[str, Any] = {
         **fresh_secrets(),
         "brain_port": free_port(),
@@ -67,6 +68,8 @@ def brain_settings(**overrides: Any) -> BrainSettings:
         "node_heartbeat_seconds": 1.0,
         "retry_backoff_seconds": 0.1,
         "log_json": True,
+        # jobs run only when a test asks (PersonaJobs.run_*), never on their own
+        "background_jobs_enabled": False,
         **overrides,
     }
     return BrainSettings(_env_file=None, **values)
