@@ -10,7 +10,14 @@ from pathlib import Path
 from trollama.testkit.fake_discord import FakeDiscord
 
 SCRIPTS = Path(__file__).resolve().parents[1]
-EXPECTED_COMMANDS = {"help", "reset", "summarize", "close", "cancel", "model"}
+EXPECTED_COMMANDS = {
+    # conversations
+    *("help", "reset", "summarize", "close", "cancel", "model"),
+    # memory and administration
+    *("memory", "identity", "memories", "relationship", "state", "channel", "status"),
+    # moderation and utility
+    *("kick", "ban", "mute", "unmute", "audit", "poll", "userinfo", "serverinfo", "serverstats"),
+}
 
 
 async def run_script(name: str, fake: FakeDiscord, token: str, **extra: str) -> tuple[int, str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import discord
+
 from trollama.relay.settings import RelaySettings
 
 
@@ -48,3 +50,14 @@ class AccessRules:
         if self.allowed_roles and not roles & self.allowed_roles:
             return False
         return not self.allowed_channels or bool(channels & self.allowed_channels)
+
+
+def is_bot_admin(member: object, settings: RelaySettings) -> bool:
+    """A bot admin: a server member with Administrator or Manage Server, or one of
+    the ``ADMIN_ROLE_IDS`` roles. Outside a server (a DM) nobody is."""
+    if not isinstance(member, discord.Member):
+        return False
+    permissions = member.guild_permissions
+    if permissions.administrator or permissions.manage_guild:
+        return True
+    return bool({role.id for role in member.roles} & parse_ids(settings.admin_role_ids))

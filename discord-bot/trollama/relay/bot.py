@@ -11,13 +11,20 @@ from discord.ext import commands
 
 from trollama.common.health import HealthReport
 from trollama.relay.access import AccessRules
+from trollama.relay.admin_commands import AdminCommands
 from trollama.relay.brain_api import BrainApi, http_base
 from trollama.relay.brain_link import BrainLink
 from trollama.relay.conversations import Conversations
 from trollama.relay.health import health_app, relay_report
+from trollama.relay.memory_commands import MemoryCommands
+from trollama.relay.message_feed import MessageFeedCog
+from trollama.relay.moderation import Moderation
+from trollama.relay.outbox_consumer import OutboxConsumer
 from trollama.relay.pacing import ChannelPacer
+from trollama.relay.polls import Polls
 from trollama.relay.settings import RelaySettings
 from trollama.relay.slash import SlashCommands
+from trollama.relay.utility import Utility
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +65,17 @@ class RelayBot(commands.Bot):
     async def setup_hook(self) -> None:
         await self.add_cog(Conversations(self))
         await self.add_cog(SlashCommands(self))
+        # Moderation and Polls start their background work (audit retries, poll
+        # timers re-armed from the brain) in cog_load, only when serving.
+        await self.add_cog(Moderation(self))
+        await self.add_cog(Polls(self))
+        await self.add_cog(Utility(self))
+        await self.add_cog(MemoryCommands(self))
+        await self.add_cog(AdminCommands(self))
         if not self.serve:
             return
+        await self.add_cog(MessageFeedCog(self))
+        await self.add_cog(OutboxConsumer(self))
         await self.link.start()
         await self._start_health()
         await self.sync_commands()

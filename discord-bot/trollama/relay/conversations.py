@@ -30,6 +30,7 @@ from trollama.common.protocol import (
     StatusKind,
 )
 from trollama.relay.brain_link import LinkFull, LinkState, LinkStateError
+from trollama.relay.emotes import EmoteSink, emoji_names, guild_emotes
 from trollama.relay.merging import MessageMerger
 from trollama.relay.rendering import AnswerRenderer
 from trollama.relay.sink import ChannelSink
@@ -109,7 +110,7 @@ class Conversations(commands.Cog):
         first = messages[0]
         request = await self._request(messages, channel_id)
         renderer = AnswerRenderer(
-            ChannelSink(channel),  # type: ignore[arg-type]
+            EmoteSink(ChannelSink(channel), guild_emotes(first.guild)),  # type: ignore[arg-type]
             self.bot.pacer,
             channel_id,
             edit_interval=self.bot.settings.stream_chunk_interval,
@@ -168,6 +169,7 @@ class Conversations(commands.Cog):
             content=text[:MAX_CONTENT_CHARS],
             attachments=attachments[:10],
             is_admin=bool(permissions and permissions.administrator),
+            emojis=emoji_names(first.guild),
         )
 
     async def _attachments(self, message: discord.Message) -> list[Attachment]:

@@ -1,4 +1,4 @@
-"""Slash commands: /help /reset /summarize /close /cancel /model.
+"""Slash commands about conversations: /help /reset /summarize /close /cancel /model.
 
 Each answers within Discord's 3-second interaction deadline; commands that
 wait on the brain defer first and follow up.
@@ -30,6 +30,12 @@ HELP_TEXT = """**Talking to me**
 • `/close`: close this thread and delete its history
 • `/cancel`: stop your request that is queued or running here
 • `/model`: choose the model for your requests (`auto` lets me choose)
+• `/memory view`, `/memory export`, `/memory forget`: see, download or delete
+  what I remember about you
+• `/poll`, `/userinfo`, `/serverinfo`, `/serverstats`
+
+Moderators also have `/kick`, `/ban`, `/mute`, `/unmute` and `/audit`; bot admins
+have `/identity`, `/memories`, `/relationship`, `/state`, `/channel` and `/status`.
 """
 AUTO_MODEL = "auto"
 #: Seconds the model list for autocomplete is reused.

@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from trollama.brain.api import http, ws
+from trollama.brain.api import admin_persona, community, http, message_log, outbox, user_memory, ws
 from trollama.brain.api.ws import STORE_DOWN_MESSAGE
+from trollama.brain.persona.errors import PersonaError
 from trollama.brain.services import Services
 from trollama.common.store.base import StoreError
 
@@ -34,8 +35,14 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.add_exception_handler(StoreError, _store_unavailable)
+    app.add_exception_handler(PersonaError, admin_persona.persona_error_handler)
     app.include_router(http.router)
     app.include_router(ws.router)
+    app.include_router(community.router)
+    app.include_router(admin_persona.router)
+    app.include_router(user_memory.router)
+    app.include_router(message_log.router)
+    app.include_router(outbox.router)
     return app
 
 

@@ -2,6 +2,9 @@
 
 Each of ``concurrency`` workers leases the next request in fair order and
 answers it, publishing frames to the :class:`~.hub.StreamHub` as they happen.
+Every prompt carries the persona layers (:mod:`.persona.prompt`), read from
+the store for that request; after a completed answer the user's profile and
+relationship are updated once (a failure there never fails the answer).
 A request's turns enter the conversation history only once it completes
 (idempotently, keyed by the request id), so a retried or crashed attempt never
 leaves half a turn behind and never answers twice in its conversation.
@@ -15,7 +18,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 
 from trollama.brain.backends.base import BackendError, ChatMessage, StreamChunk
@@ -25,6 +28,9 @@ from trollama.brain.context.history import ConversationStore, StoredMessage
 from trollama.brain.context.think import ThinkFilter
 from trollama.brain.context.tokens import count_tokens
 from trollama.brain.hub import StreamHub
+from trollama.brain.persona.bundle import Persona
+from trollama.brain.persona.prompt import PersonaPrompt, PromptBudgets, join_layers
+from trollama.brain.persona.tone import assess
 from trollama.brain.preferences import UserPreferences
 from trollama.brain.queue import ItemState, LeaseLost, QueueItem, RequestQueue
 from trollama.brain.routing.classifier import RouteDecision, Router
@@ -55,6 +61,8 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 CANCELLED_MESSAGE = "Request cancelled."
 #: Longest a piece of answer text waits to be sent with the next ones, in seconds.
 DELTA_COALESCE_SECONDS = 0.05
+#: Longest each profile or relationship update after an answer may take, in seconds.
+PERSONA_UPDATE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -77,6 +85,8 @@ class Pipeline:
         backends: BackendRegistry,
         profile: Profile,
         preferences: UserPreferences,
+        persona: Persona,
+        prompt_budgets: PromptBudgets,
         fallback_model: str | None,
         concurrency: int,
         poll_seconds: float,
@@ -90,6 +100,8 @@ class Pipeline:
         self.backends = backends
         self.profile = profile
         self.preferences = preferences
+        self.persona = persona
+        self.persona_prompt = PersonaPrompt(persona, prompt_budgets)
         self.fallback_model = fallback_model
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
@@ -225,12 +237,24 @@ class Pipeline:
             model=decision.model,
             route_latency_ms=decision.latency_ms,
         )
-        context = await self.builder.build(
-            request.conversation_id, system_prompt_for(decision.route), user_message(request)
-        )
-        answer = await self._generate(item, decision, context.messages)
+        messages = await self._prompt(request, decision.route)
+        answer = await self._generate(item, decision, messages)
         answer.route = str(decision.route)
         return answer
+
+    async def _prompt(self, request: RequestFrame, route: Route) -> tuple[ChatMessage, ...]:
+        """Route prompt + persona layers (+ summary), then the thread's history, or
+        the channel's last 24 hours when the conversation has none yet."""
+        layers = await self.persona_prompt.system_layers(request)
+        context = await self.builder.build(
+            request.conversation_id,
+            join_layers(system_prompt_for(route), layers),
+            user_message(request),
+        )
+        if context.history_messages or context.summary is not None:
+            return context.messages
+        channel = await self.persona_prompt.channel_layer(request)
+        return with_system_suffix(context.messages, channel)
 
     async def _generate(
         self, item: QueueItem, decision: RouteDecision, messages: Sequence[ChatMessage]
@@ -308,6 +332,21 @@ class Pipeline:
             log.warning("finished after losing the lease; the other brain's answer stands")
             return
         self.hub.publish(done)
+        # only after the one successful complete: a retry never counts twice
+        await self._after_answer(request)
+
+    async def _after_answer(self, request: RequestFrame) -> None:
+        """Record the name the user was seen under and move the relationship by
+        the message's tone. Only numbers and the user's name are written here,
+        never anything the message asks for."""
+        persona = self.persona
+        await _logged_failure(
+            "profile update", persona.profiles.seen(request.user_id, request.user_name)
+        )
+        await _logged_failure(
+            "relationship update",
+            persona.relationships.nudge(request.user_id, assess(request.content)),
+        )
 
     async def _remember(self, request: RequestFrame, answer: Answer) -> None:
         now = time.time()
@@ -401,6 +440,24 @@ class _Progress:
     announced_thinking: bool = False
     pending: list[str] = field(default_factory=list)
     flushed_at: float = 0.0
+
+
+async def _logged_failure(what: str, update: Awaitable[object]) -> None:
+    """Run a persona update; a failure or timeout is logged, never raised."""
+    try:
+        async with asyncio.timeout(PERSONA_UPDATE_TIMEOUT_SECONDS):
+            await update
+    except Exception:
+        log.warning("%s failed; the answer stands", what, exc_info=True)
+
+
+def with_system_suffix(messages: Sequence[ChatMessage], suffix: str) -> tuple[ChatMessage, ...]:
+    """``messages`` with ``suffix`` appended to the leading system message (one
+    system message, since some chat templates keep only the first)."""
+    if not suffix or not messages or messages[0].role != "system":
+        return tuple(messages)
+    first = messages[0]
+    return (ChatMessage(role="system", content=join_layers(first.content, suffix)), *messages[1:])
 
 
 def user_message(request: RequestFrame) -> ChatMessage:

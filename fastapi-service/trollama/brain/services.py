@@ -23,6 +23,9 @@ from trollama.brain.context.summarizer import Summarizer
 from trollama.brain.gateway import Gateway
 from trollama.brain.hub import StreamHub
 from trollama.brain.persona.bundle import Persona, build_persona
+from trollama.brain.persona.jobs import JobSchedule, PersonaJobs
+from trollama.brain.persona.outbox import Outbox
+from trollama.brain.persona.prompt import PromptBudgets
 from trollama.brain.pipeline import Pipeline
 from trollama.brain.preferences import UserPreferences
 from trollama.brain.queue import NodeRegistry, RequestQueue
@@ -57,6 +60,8 @@ class Services:
     pipeline: Pipeline
     gateway: Gateway
     persona: Persona
+    #: The persona's background jobs (scheduled only when background_jobs_enabled).
+    jobs: PersonaJobs | None = None
     started_at: float = field(default_factory=time.time)
     websocket_connections: int = 0
     _heartbeat: asyncio.Task[None] | None = None
@@ -68,12 +73,16 @@ class Services:
         await self.nodes.beat()
         self._heartbeat = asyncio.create_task(self._beat_forever(), name="node-heartbeat")
         await self.pipeline.start()
+        if self.jobs is not None and self.settings.background_jobs_enabled:
+            self.jobs.start()
         log.info(
             "brain started",
             extra={"node_id": self.node_id, "profile": self.profile.name},
         )
 
     async def stop(self) -> None:
+        if self.jobs is not None:
+            await self.jobs.stop()
         await self.pipeline.stop()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
@@ -174,6 +183,12 @@ def build_services(
         default_route=parse_route(settings.router_default_route),
         timeout_seconds=settings.router_timeout_seconds,
     )
+    persona = build_persona(
+        store,
+        backend_for=backends.backend_for,
+        embedding_model=profile.embedding_model,
+        embedding_timeout_seconds=settings.embedding_timeout_seconds,
+    )
     pipeline = Pipeline(
         queue=queue,
         hub=hub,
@@ -183,17 +198,26 @@ def build_services(
         backends=backends,
         profile=profile,
         preferences=preferences,
+        persona=persona,
+        prompt_budgets=PromptBudgets(
+            memory_tokens=settings.memory_token_budget,
+            channel_tokens=settings.channel_context_token_budget,
+        ),
         fallback_model=settings.fallback_model,
         concurrency=settings.worker_concurrency,
         poll_seconds=settings.queue_poll_seconds,
         visibility_timeout=settings.visibility_timeout,
     )
     gateway = Gateway(queue=queue, hub=hub, admission=admission, pipeline=pipeline)
-    persona = build_persona(
+    jobs = PersonaJobs(
+        persona,
         store,
         backend_for=backends.backend_for,
-        embedding_model=profile.embedding_model,
-        embedding_timeout_seconds=settings.embedding_timeout_seconds,
+        summarization_model=profile.summarization_model,
+        admission=admission,
+        outbox=Outbox(store),
+        schedule=JobSchedule.from_settings(settings),
+        node_id=node_id,
     )
     return Services(
         settings=settings,
@@ -212,4 +236,5 @@ def build_services(
         pipeline=pipeline,
         gateway=gateway,
         persona=persona,
+        jobs=jobs,
     )

@@ -16,6 +16,7 @@ after the deadline. Closing is idempotent and returns the same result every time
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -63,7 +64,9 @@ OPEN_PARTITION = "open"
 _SECONDS_PER_DAY = 86_400
 _TIMESTAMP_DIGITS = 15
 
-Option = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Option = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_OPTION_CHARS)
+]
 
 
 class PollError(Exception):
@@ -293,7 +296,7 @@ class PollStore:
         vote: Item = {"pk": pk, "sk": VOTE_PREFIX + user_id, "user_id": user_id}
         vote.update(option=option, at=now.isoformat(), **{TTL_ATTRIBUTE: _expiry(poll)})
         guard = NotExists() if previous is None else Eq("option", previous)
-        add = {f"count_{option}": 1}
+        add: dict[str, int | float] = {f"count_{option}": 1}
         if previous is not None:
             add[f"count_{previous}"] = -1
         still_open = And([Eq("closed", False), Gt("closes_at_ms", _millis(now))])
@@ -323,10 +326,8 @@ class PollStore:
             ),
             Delete(Table.POLLS, OPEN_PARTITION, _open_key(poll)),
         ]
-        try:
+        with contextlib.suppress(ConditionFailed):  # closed meanwhile: the same result
             await self._store.transact(ops)
-        except ConditionFailed:
-            pass  # closed by someone else meanwhile: same result
         return result_of(await self.get(poll_id))
 
     async def open_polls(
@@ -337,9 +338,14 @@ class PollStore:
         if limit <= 0:
             return []
         condition = None if guild_id is None else Eq("guild_id", guild_id)
-        page = await self._store.query(
-            Table.POLLS, OPEN_PARTITION, limit=limit, filter=condition
-        )
+        page = await self._store.query(Table.POLLS, OPEN_PARTITION, limit=limit, filter=condition)
         keys = [(_partition(str(item["poll_id"])), POLL_KEY) for item in page.items]
-        items = await self._store.batch_get(Table.POLLS, keys)
-        return [poll for poll in map(_poll_from, items) if not poll.closed]
+        polls = [_poll_from(item) for item in await self._store.batch_get(Table.POLLS, keys)]
+        await self._forget_expired(page.items, {poll.poll_id for poll in polls})
+        return [poll for poll in polls if not poll.closed]
+
+    async def _forget_expired(self, index: list[Item], found: set[str]) -> None:
+        """Drop index entries whose poll expired unclosed (they would count as open forever)."""
+        for item in index:
+            if item["poll_id"] not in found:
+                await self._store.delete(Table.POLLS, OPEN_PARTITION, str(item["sk"]))

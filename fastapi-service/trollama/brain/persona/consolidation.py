@@ -48,6 +48,7 @@ from trollama.brain.persona.facts import (
     MAX_FACTS_PER_USER,
     MAX_SOURCE_IDS,
     MemoryFact,
+    bump_op,
     new_fact,
     put_op,
     reinforce_op,
@@ -313,7 +314,9 @@ class Consolidator:
         for attempt in range(MAX_COMMIT_ATTEMPTS):
             plan = plan_chunk(state, facts, vectors, messages, self._persona.embedder.model)
             try:
-                await self._store.transact([*plan.ops(), _cursor_op(state.author_id, through)])
+                await self._store.transact(
+                    [*plan.ops(), bump_op(state.author_id), _cursor_op(state.author_id, through)]
+                )
             except ConditionFailed:
                 fresh = await self._load(state.author_id)
                 state.cursor, state.known, state.total = fresh.cursor, fresh.known, fresh.total

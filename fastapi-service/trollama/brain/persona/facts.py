@@ -39,6 +39,8 @@ MAX_FACTS_PER_USER = 2000
 DEFAULT_CATEGORY = "general"
 
 _PREFIX = "fact#"
+#: Sort key of the item counting every change to a user's facts.
+_VERSION_SK = "facts-version"
 
 
 class MemoryFact(BaseModel):
@@ -120,6 +122,12 @@ def reinforce_op(fact: MemoryFact, at: float, source_message_ids: Sequence[str])
     )
 
 
+def bump_op(user_id: str) -> Update:
+    """Count one change to the user's facts (once per transaction: readers that
+    keep decoded facts compare this number to know they are still current)."""
+    return Update(Table.MEMORY_FACTS, user_key(user_id), _VERSION_SK, add={"version": 1})
+
+
 def supersede_op(old: MemoryFact, newer_fact_id: str) -> Update:
     return Update(
         Table.MEMORY_FACTS,
@@ -143,6 +151,11 @@ class MemoryFacts:
         facts = [_fact(item) for item in page.items]
         return facts if include_superseded else [f for f in facts if f.active]
 
+    async def version(self, user_id: str) -> int:
+        """How many times the user's facts changed (0 when never)."""
+        item = await self._store.get(Table.MEMORY_FACTS, user_key(user_id), _VERSION_SK)
+        return int(item.get("version", 0)) if item else 0
+
     async def count(self, user_id: str) -> int:
         return await self._store.count(Table.MEMORY_FACTS, user_key(user_id), sk_prefix=_PREFIX)
 
@@ -156,7 +169,7 @@ class MemoryFacts:
         """Store a new fact (an admin's, or consolidation's)."""
         if await self.count(fact.user_id) >= MAX_FACTS_PER_USER:
             raise InvalidEntry(f"a user holds at most {MAX_FACTS_PER_USER} memories")
-        await self._store.transact([put_op(fact)])
+        await self._store.transact([put_op(fact), bump_op(fact.user_id)])
         return fact
 
     async def edit(
@@ -192,12 +205,18 @@ class MemoryFacts:
             )
         except ConditionFailed:
             raise UnknownEntry(f"no memory {fact_id!r} for user {user_id!r}") from None
+        await self._store.transact([bump_op(user_id)])
         return _fact(item)
 
     async def delete(self, user_id: str, fact_id: str) -> None:
         try:
-            await self._store.delete(
-                Table.MEMORY_FACTS, user_key(user_id), fact_sk(fact_id), condition=Exists()
+            await self._store.transact(
+                [
+                    Delete(
+                        Table.MEMORY_FACTS, user_key(user_id), fact_sk(fact_id), condition=Exists()
+                    ),
+                    bump_op(user_id),
+                ]
             )
         except ConditionFailed:
             raise UnknownEntry(f"no memory {fact_id!r} for user {user_id!r}") from None
@@ -207,12 +226,18 @@ class MemoryFacts:
         deleted = 0
         while True:
             page = await self._store.query(
-                Table.MEMORY_FACTS, user_key(user_id), sk_prefix=_PREFIX, limit=MAX_TRANSACT_ITEMS
+                Table.MEMORY_FACTS,
+                user_key(user_id),
+                sk_prefix=_PREFIX,
+                limit=MAX_TRANSACT_ITEMS - 1,
             )
             if not page.items:
                 return deleted
             await self._store.transact(
-                [Delete(Table.MEMORY_FACTS, item["pk"], item["sk"]) for item in page.items]
+                [
+                    *(Delete(Table.MEMORY_FACTS, item["pk"], item["sk"]) for item in page.items),
+                    bump_op(user_id),
+                ]
             )
             deleted += len(page.items)
 

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from trollama.brain.persona.errors import InvalidEntry, UnknownEntry
 from trollama.brain.persona.ids import new_id
 from trollama.common.store.base import (
-    MAX_TRANSACT_ITEMS,
     ConditionFailed,
     ItemStore,
     Put,
@@ -29,10 +28,14 @@ from trollama.common.store.conditions import Exists, NotExists
 
 #: Longest identity entry, in characters.
 MAX_IDENTITY_TEXT_CHARS = 500
-#: Most identity entries (the whole identity goes into every prompt).
+#: Most identity entries (the whole identity goes into every prompt; seeding writes
+#: them and a marker in one transaction, so below ``MAX_TRANSACT_ITEMS``).
 MAX_IDENTITY_ENTRIES = 60
 #: The identity file shipped with the brain, used when no other is configured.
 DEFAULT_IDENTITY_FILE = Path(__file__).with_name("identity.toml")
+#: Seconds between the creation times of seeded entries (keeps the file's order:
+#: a microsecond step is below a float timestamp's rounding error).
+SEED_SPACING_SECONDS = 1e-3
 
 _PK = "identity"
 _SEEDED = ("identity-meta", "seeded")
@@ -132,6 +135,8 @@ class IdentityStore:
 
         One transaction holds the marker and the entries: a crash leaves
         either both or neither."""
+        if len(entries) > MAX_IDENTITY_ENTRIES:
+            raise InvalidEntry(f"the identity holds at most {MAX_IDENTITY_ENTRIES} entries")
         now = self._clock()
         ops = [
             Put(
@@ -140,8 +145,8 @@ class IdentityStore:
                 condition=NotExists(),
             )
         ]
-        for offset, (kind, text) in enumerate(entries[: MAX_TRANSACT_ITEMS - 1]):
-            at = now + offset * 1e-6
+        for offset, (kind, text) in enumerate(entries):
+            at = now + offset * SEED_SPACING_SECONDS
             entry = IdentityEntry(
                 entry_id=new_id(at),
                 kind=kind,

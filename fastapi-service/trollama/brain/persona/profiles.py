@@ -102,6 +102,8 @@ def _with_name(
     if profile is None:
         nicknames = [Nickname(name=name, first_seen=at, last_seen=at)] if name else []
         return UserProfile(user_id=user_id, nicknames=nicknames, first_seen=at, last_seen=at)
+    if not name and at - profile.last_seen < TOUCH_SECONDS:
+        return None
     known = next((n for n in profile.nicknames if n.name == name), None)
     if known is not None and at - known.last_seen < TOUCH_SECONDS:
         return None

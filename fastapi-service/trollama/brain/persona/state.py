@@ -27,7 +27,7 @@ _PK = "state"
 
 
 def checked_key(key: str) -> str:
-    if not KEY_PATTERN.match(key):
+    if not KEY_PATTERN.fullmatch(key):  # match() would let a trailing newline through
         raise InvalidEntry(
             "a state key has 1-64 characters: lower-case letters, digits, '_', '.', ':', '-'"
         )
@@ -60,11 +60,21 @@ class GlobalState:
         return value
 
     async def set(self, key: str, value: StateValue) -> None:
+        """Create or replace ``key`` (a new key is refused once there are
+        :data:`MAX_STATE_KEYS`: :meth:`items` would not see it)."""
         key, value = checked_key(key), checked_value(value)
+        if await self._is_full() and await self._is_new(key):
+            raise InvalidEntry(f"the state holds at most {MAX_STATE_KEYS} keys")
         await self._store.put(
             Table.GLOBAL_STATE,
             {"pk": _PK, "sk": key, "value": value, "updated_at": self._clock()},
         )
+
+    async def _is_full(self) -> bool:
+        return await self._store.count(Table.GLOBAL_STATE, _PK) >= MAX_STATE_KEYS
+
+    async def _is_new(self, key: str) -> bool:
+        return await self._store.get(Table.GLOBAL_STATE, _PK, key) is None
 
     async def set_many(self, values: dict[str, StateValue]) -> None:
         for key, value in values.items():

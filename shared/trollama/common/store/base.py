@@ -10,8 +10,9 @@ Modelled on DynamoDB's data model so that both backends behave the same:
   :class:`ConditionFailed` and changes nothing;
 * **transactions** apply up to :data:`MAX_TRANSACT_ITEMS` writes atomically;
 * **TTL**: an item whose ``expires_at`` (epoch seconds) lies in the past is
-  invisible to every read, exactly as if it had been deleted (neither DynamoDB
-  Local nor moto delete expired items, and AWS deletes them lazily).
+  invisible to every read, exactly as if it had been deleted (AWS deletes
+  expired items lazily, moto never does, and DynamoDB Local may delete them by
+  its own wall clock even when the store was given another clock).
 
 Backends: :mod:`.sqlite` (embedded default) and :mod:`.dynamodb` (boto3). One
 contract test suite (``shared/tests/store/``) runs against both.

@@ -1,9 +1,10 @@
 """A protocol-level fake Discord: the real, unmodified discord.py connects to it.
 
 REST (``/api/v10``) and the gateway WebSocket run on 127.0.0.1; tests inject
-user messages, DMs, slash commands, reconnects and 429 storms, and read back
-what the bot did (messages with their edit history, threads, reactions,
-interaction responses, uploads, presences, every request)::
+user messages, DMs, slash commands, button clicks, roles, reconnects and 429
+storms, and read back what the bot did (messages with their edit history and
+components, threads, reactions, interaction responses, uploads, presences,
+members, bans, audit-log reasons, every request)::
 
     async with FakeDiscord() as fake:
         point_discord_at(fake.api_base, fake.gateway_url)
@@ -15,6 +16,8 @@ interaction responses, uploads, presences, every request)::
 from trollama.testkit.fake_discord.actions import FileUpload
 from trollama.testkit.fake_discord.records import (
     AttachmentRecord,
+    AuditLogRecord,
+    BanRecord,
     ChannelRecord,
     CommandSyncRecord,
     EditRecord,
@@ -23,6 +26,7 @@ from trollama.testkit.fake_discord.records import (
     GuildRecord,
     InteractionRecord,
     InteractionResponseRecord,
+    MemberRecord,
     MessageRecord,
     PresenceRecord,
     ReactionEvent,
@@ -38,6 +42,8 @@ from trollama.testkit.fake_discord.server import DEFAULT_TOKEN, FakeDiscord
 __all__ = [
     "DEFAULT_TOKEN",
     "AttachmentRecord",
+    "AuditLogRecord",
+    "BanRecord",
     "ChannelRecord",
     "CommandSyncRecord",
     "EditRecord",
@@ -48,6 +54,7 @@ __all__ = [
     "GuildRecord",
     "InteractionRecord",
     "InteractionResponseRecord",
+    "MemberRecord",
     "MessageRecord",
     "PresenceRecord",
     "ReactionEvent",

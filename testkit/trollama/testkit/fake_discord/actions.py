@@ -154,10 +154,14 @@ class Actions:
         message.mention_everyone = "everyone" in parse and "@everyone" in message.content
 
     async def edit_message(
-        self, message: StoredMessage, content: str | None, embeds: list[Json] | None
+        self,
+        message: StoredMessage,
+        content: str | None,
+        embeds: list[Json] | None,
+        components: list[Json] | None = None,
     ) -> None:
-        """Record an edit and dispatch MESSAGE_UPDATE."""
-        self.state.edit_message(message, content, embeds)
+        """Record an edit and dispatch MESSAGE_UPDATE (``None`` keeps a part as it is)."""
+        self.state.edit_message(message, content, embeds, components)
         if not message.flags & EPHEMERAL_FLAG:
             await self.dispatch_message("MESSAGE_UPDATE", message)
 

@@ -1,5 +1,6 @@
-"""Slash-command interactions: building injected ones, and the callback and
-webhook endpoints a bot answers them through (responses, defers, followups)."""
+"""Slash-command and button-click interactions: building injected ones, and the
+callback and webhook endpoints a bot answers them through (responses, defers,
+message updates, followups)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ INTERACTION_ACK_SECONDS = 3.0
 INTERACTION_TOKEN_SECONDS = 15 * 60
 #: Interaction types.
 APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
 AUTOCOMPLETE = 4
 #: Application command option types.
 SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
@@ -55,6 +57,10 @@ class Callback(IntEnum):
 
     CHANNEL_MESSAGE = 4
     DEFERRED_CHANNEL_MESSAGE = 5
+    #: Component interactions only: acknowledge, edit the message later (or not).
+    DEFERRED_UPDATE_MESSAGE = 6
+    #: Component interactions only: edit the message the component is on.
+    UPDATE_MESSAGE = 7
     AUTOCOMPLETE_RESULT = 8
     MODAL = 9
 
@@ -63,6 +69,13 @@ _ALLOWED_CALLBACKS = {
     APPLICATION_COMMAND: {
         Callback.CHANNEL_MESSAGE,
         Callback.DEFERRED_CHANNEL_MESSAGE,
+        Callback.MODAL,
+    },
+    MESSAGE_COMPONENT: {
+        Callback.CHANNEL_MESSAGE,
+        Callback.DEFERRED_CHANNEL_MESSAGE,
+        Callback.DEFERRED_UPDATE_MESSAGE,
+        Callback.UPDATE_MESSAGE,
         Callback.MODAL,
     },
     AUTOCOMPLETE: {Callback.AUTOCOMPLETE_RESULT},
@@ -110,6 +123,42 @@ def build_interaction(
         data=data,
         created_at=state.clock(),
     )
+
+
+def build_click(
+    state: DiscordState, message: StoredMessage, custom_id: str, *, user_id: int
+) -> InteractionRecord:
+    """A user clicks the component ``custom_id`` of ``message`` (a MESSAGE_COMPONENT
+    interaction). Raises ``LookupError`` when the message has no such component and
+    ``ValueError`` when it is disabled (Discord's client would not let anyone click it)."""
+    component = find_component(message.components, custom_id)
+    if component is None:
+        raise LookupError(f"message {message.id} has no component {custom_id!r}")
+    if component.get("disabled"):
+        raise ValueError(f"component {custom_id!r} of message {message.id} is disabled")
+    return InteractionRecord(
+        id=state.ids.next(),
+        token=secrets.token_urlsafe(48),
+        type=MESSAGE_COMPONENT,
+        command_name=custom_id,
+        user_id=user_id,
+        channel_id=message.channel_id,
+        guild_id=message.guild_id,
+        data={"custom_id": custom_id, "component_type": component["type"]},
+        created_at=state.clock(),
+        message_id=message.id,
+    )
+
+
+def find_component(components: list[Json], custom_id: str) -> Json | None:
+    """The component with ``custom_id`` in (nested) components, if any."""
+    for component in components:
+        if component.get("custom_id") == custom_id:
+            return component
+        found = find_component(component.get("components") or [], custom_id)
+        if found is not None:
+            return found
+    return None
 
 
 def _find_command(state: DiscordState, guild_id: int | None, name: str) -> Json:
@@ -273,6 +322,8 @@ class InteractionApi:
             return None
         if kind is Callback.MODAL:
             return None
+        if kind in (Callback.DEFERRED_UPDATE_MESSAGE, Callback.UPDATE_MESSAGE):
+            return await self._update(request, stored, kind, data)
         flags = int(data.get("flags") or 0) & EPHEMERAL_FLAG
         if kind is Callback.DEFERRED_CHANNEL_MESSAGE:
             data, flags = {}, flags | LOADING_FLAG
@@ -286,6 +337,20 @@ class InteractionApi:
         )
         message = await self.actions.create_message(stored.record.channel_id, self.bot.id, new)
         stored.original_message_id = message.id
+        return message
+
+    async def _update(
+        self, request: web.Request, stored: StoredInteraction, kind: Callback, data: Json
+    ) -> StoredMessage | None:
+        """Types 6 and 7: the clicked message becomes the interaction's original
+        response (``@original`` edits it); type 7 edits it now."""
+        message = self.state.messages.get(stored.record.message_id or 0)
+        if message is None or message.deleted:
+            fail(404, 10008, "Unknown Message")
+        stored.original_message_id = message.id
+        if kind is Callback.DEFERRED_UPDATE_MESSAGE:
+            return None
+        await self.rest.apply_edit_body(data, request[BODY].files, message)
         return message
 
     def _callback_body(

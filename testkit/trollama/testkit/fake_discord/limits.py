@@ -28,6 +28,14 @@ MAX_FILES_PER_MESSAGE = 10
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 #: Characters in a thread name.
 MAX_THREAD_NAME = 100
+#: Action rows in one message, and components in one row.
+MAX_ACTION_ROWS = 5
+MAX_ROW_COMPONENTS = 5
+#: Characters in a component's ``custom_id`` and a button's label.
+MAX_CUSTOM_ID = 100
+MAX_BUTTON_LABEL = 80
+#: Component types: action row, button; button style "link" (no custom_id).
+ACTION_ROW, BUTTON, LINK_STYLE = 1, 2, 5
 #: Minutes a thread may be set to auto-archive after.
 AUTO_ARCHIVE_MINUTES = (60, 1440, 4320, 10080)
 #: Application command limits.
@@ -61,7 +69,7 @@ def message_body(body: Json, file_sizes: list[int]) -> Json | None:
         return field_error("files", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
     if sum(file_sizes) > MAX_UPLOAD_BYTES:
         return TOO_LARGE
-    return embeds(body.get("embeds"))
+    return embeds(body.get("embeds")) or components(body.get("components"))
 
 
 def embeds(value: Any) -> Json | None:
@@ -104,6 +112,56 @@ def _embed_characters(embed: Json) -> int:
     parts += [(embed.get("footer") or {}).get("text"), (embed.get("author") or {}).get("name")]
     parts += [f.get("name") for f in fields] + [f.get("value") for f in fields]
     return sum(len(p or "") for p in parts)
+
+
+def components(value: Any) -> Json | None:
+    """Check a message's action rows of buttons (other component kinds pass unchecked)."""
+    if not value:
+        return None
+    rows = [r for r in value if r.get("type") == ACTION_ROW]
+    if len(rows) > MAX_ACTION_ROWS:
+        return too_long("components", MAX_ACTION_ROWS)
+    seen: set[str] = set()
+    for index, row in enumerate(value):
+        problem = _row(f"components.{index}", row, seen)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _row(path: str, row: Json, seen: set[str]) -> Json | None:
+    if row.get("type") != ACTION_ROW:
+        return None
+    items = row.get("components") or []
+    if len(items) > MAX_ROW_COMPONENTS:
+        return too_long(f"{path}.components", MAX_ROW_COMPONENTS)
+    for number, item in enumerate(items):
+        problem = _button(f"{path}.components.{number}", item, seen)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _button(path: str, item: Json, seen: set[str]) -> Json | None:
+    if item.get("type") != BUTTON:
+        return None
+    if len(item.get("label") or "") > MAX_BUTTON_LABEL:
+        return too_long(f"{path}.label", MAX_BUTTON_LABEL)
+    if item.get("style") == LINK_STYLE:
+        return None
+    custom_id = item.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id:
+        return field_error(f"{path}.custom_id", "BASE_TYPE_REQUIRED", "This field is required")
+    if len(custom_id) > MAX_CUSTOM_ID:
+        return too_long(f"{path}.custom_id", MAX_CUSTOM_ID)
+    if custom_id in seen:
+        return field_error(
+            "components",
+            "COMPONENT_CUSTOM_ID_DUPLICATED",
+            "Component custom id cannot be duplicated",
+        )
+    seen.add(custom_id)
+    return None
 
 
 def thread_body(body: Json) -> Json | None:

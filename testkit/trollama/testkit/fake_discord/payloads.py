@@ -7,6 +7,7 @@ from typing import Any
 
 from trollama.testkit.fake_discord.records import (
     AttachmentRecord,
+    BanRecord,
     ChannelRecord,
     EmojiRecord,
     RoleRecord,
@@ -117,11 +118,22 @@ def member(state: DiscordState, guild_id: int, user_id: int, *, with_user: bool 
         "flags": 0,
         "pending": False,
         "premium_since": None,
-        "communication_disabled_until": None,
+        "communication_disabled_until": _timeout_until(stored.communication_disabled_until)
+        if stored
+        else None,
     }
     if with_user:
         payload["user"] = user(state.users[user_id])
     return payload
+
+
+def _timeout_until(until: float | None) -> str | None:
+    return None if until is None else iso(until)
+
+
+def ban(state: DiscordState, record: BanRecord) -> Json:
+    """A ban as ``GET /guilds/{guild_id}/bans`` lists it."""
+    return {"reason": record.reason, "user": user(state.users[record.user_id])}
 
 
 def channel(state: DiscordState, record: ChannelRecord) -> Json:
@@ -405,6 +417,9 @@ def interaction(state: DiscordState, stored: StoredInteraction, application_id: 
         "entitlements": [],
         "attachment_size_limit": ATTACHMENT_SIZE_LIMIT_BYTES,
     }
+    clicked = state.messages.get(record.message_id or 0)
+    if clicked is not None:
+        payload["message"] = message(state, clicked, viewer_id=application_id)
     if record.guild_id is None:
         payload["user"] = user(state.users[record.user_id])
         payload["context"] = 1

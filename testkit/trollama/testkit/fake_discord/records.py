@@ -117,6 +117,8 @@ class EditRecord:
     content: str
     at: float
     embeds: tuple[dict[str, Any], ...] = ()
+    #: The message's components (action rows of buttons) after the edit.
+    components: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,8 @@ class MessageRecord:
     #: Edits in order, with their times.
     edits: tuple[EditRecord, ...]
     nonce: str | int | None = None
+    #: Components (action rows of buttons) as they are now.
+    components: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,7 @@ class UploadRecord:
 
 @dataclass(frozen=True)
 class InteractionRecord:
-    """An interaction the test injected (type 2 command, 4 autocomplete)."""
+    """An interaction the test injected (type 2 command, 3 button click, 4 autocomplete)."""
 
     id: int
     token: str
@@ -184,6 +188,8 @@ class InteractionRecord:
     #: The ``data`` object sent to the client.
     data: dict[str, Any]
     created_at: float
+    #: The message whose component was clicked (type 3 only).
+    message_id: int | None = None
 
 
 InteractionResponseKind = Literal[
@@ -259,8 +265,50 @@ class RecordedRequest:
     files: tuple[tuple[str, int], ...]
     status: int
     at: float
+    #: The ``X-Audit-Log-Reason`` header, decoded; ``None`` if absent.
+    audit_reason: str | None = None
 
     @property
     def unknown(self) -> bool:
         """True when the fake did not understand the request."""
         return self.route is None
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """A user's membership of a guild as it is now."""
+
+    guild_id: int
+    user_id: int
+    role_ids: tuple[int, ...]
+    nick: str | None
+    joined_at: float
+    #: Unix time until which the member is timed out (``None``: not timed out).
+    communication_disabled_until: float | None = None
+
+
+@dataclass(frozen=True)
+class BanRecord:
+    """A ban in a guild, with the audit-log reason the client gave."""
+
+    guild_id: int
+    user_id: int
+    reason: str | None
+    at: float
+
+
+@dataclass(frozen=True)
+class AuditLogRecord:
+    """One entry of a guild's audit log, written by a moderation request of the bot.
+
+    ``action`` is ``member_kick``, ``member_ban_add``, ``member_ban_remove``,
+    ``member_update`` (nick, timeout) or ``member_role_update``; ``changes``
+    names what a member update changed."""
+
+    guild_id: int
+    action: str
+    user_id: int
+    target_id: int
+    reason: str | None
+    at: float
+    changes: tuple[str, ...] = ()

@@ -86,7 +86,7 @@ def snowflake(request: web.Request, name: str) -> int:
 
 def route(method: str, path: str) -> tuple[str, str]:
     """A REST route under the API prefix; ``{x_id}`` parts match digits only."""
-    for name in ("channel_id", "message_id", "user_id", "guild_id", "application_id"):
+    for name in ("channel_id", "message_id", "user_id", "guild_id", "application_id", "role_id"):
         path = path.replace("{" + name + "}", "{" + name + r":\d+}")
     return method, API_PREFIX + path
 
@@ -370,7 +370,13 @@ class RestApi:
         """A validated message body (content, embeds, files, reply, mentions)."""
         check(limits.message_body(body, [len(f.data) for f in files]))
         content = body.get("content") or ""
-        has_content = content.strip() or body.get("embeds") or files or body.get("sticker_ids")
+        has_content = (
+            content.strip()
+            or body.get("embeds")
+            or body.get("components")
+            or files
+            or body.get("sticker_ids")
+        )
         if not has_content and not body.get("poll") and not allow_empty:
             raise ApiError(400, limits.EMPTY_MESSAGE)
         return NewMessage(
@@ -417,8 +423,14 @@ class RestApi:
         return json_response(payloads.message(self.state, message, viewer_id=self.bot.id))
 
     async def apply_edit(self, request: web.Request, message: StoredMessage) -> None:
-        """Validate and apply an edit body (content, embeds, kept and new attachments)."""
-        body, files = body_of(request), request[BODY].files
+        """Validate and apply an edit request (content, embeds, components, attachments)."""
+        await self.apply_edit_body(body_of(request), request[BODY].files, message)
+
+    async def apply_edit_body(
+        self, body: Json, files: tuple[FileUpload, ...], message: StoredMessage
+    ) -> None:
+        """Validate and apply an edit body (content, embeds, components, kept and new
+        attachments); also the data of an UPDATE_MESSAGE interaction callback."""
         check(limits.message_body(body, [len(f.data) for f in files]))
         kept = message.attachments
         if "attachments" in body or files:
@@ -426,14 +438,17 @@ class RestApi:
             kept = [a for a in message.attachments if str(a.id) in listed]
         new_content = (body.get("content") or "") if "content" in body else None
         new_embeds = (body.get("embeds") or []) if "embeds" in body else None
+        new_components = (body.get("components") or []) if "components" in body else None
         final_content = message.content if new_content is None else new_content
         final_embeds = message.embeds if new_embeds is None else new_embeds
-        if not final_content.strip() and not final_embeds and not kept and not files:
+        final_components = message.components if new_components is None else new_components
+        shown = final_content.strip() or final_embeds or final_components
+        if not shown and not kept and not files:
             raise ApiError(400, limits.EMPTY_MESSAGE)
         message.attachments = kept + [self.actions.attach(message, f) for f in files]
         if "flags" in body:
             message.flags = int(body["flags"] or 0) | (message.flags & EPHEMERAL_FLAG)
-        await self.actions.edit_message(message, new_content, new_embeds)
+        await self.actions.edit_message(message, new_content, new_embeds, new_components)
 
     async def delete_message(self, request: web.Request) -> web.Response:
         message = self.message(request)

@@ -21,19 +21,28 @@ from aiohttp import web
 from trollama.testkit.fake_discord import payloads
 from trollama.testkit.fake_discord.actions import Actions, FileUpload, NewMessage, files_from
 from trollama.testkit.fake_discord.gateway import HEARTBEAT_INTERVAL_MS, Dispatch, Gateway, Intent
-from trollama.testkit.fake_discord.interactions import InteractionApi, build_interaction
+from trollama.testkit.fake_discord.interactions import (
+    InteractionApi,
+    build_click,
+    build_interaction,
+)
+from trollama.testkit.fake_discord.moderation import ModerationApi, audit_reason
 from trollama.testkit.fake_discord.recorder import Recorder, normal_headers
 from trollama.testkit.fake_discord.records import (
+    AuditLogRecord,
+    BanRecord,
     ChannelRecord,
     CommandSyncRecord,
     EditRecord,
     GatewayFrame,
     InteractionRecord,
     InteractionResponseRecord,
+    MemberRecord,
     MessageRecord,
     PresenceRecord,
     ReactionEvent,
     RecordedRequest,
+    RoleRecord,
     ThreadRecord,
     TypingRecord,
     UploadRecord,
@@ -109,6 +118,7 @@ class FakeDiscord:
         self.actions = Actions(self.state, self.gateway, self.bot_user, lambda: self.url)
         self.rest = RestApi(self.actions, lambda: self.gateway_url)
         self._interaction_api = InteractionApi(self.rest)
+        self.moderation = ModerationApi(self.actions)
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: _LoopThread | None = None
@@ -155,7 +165,12 @@ class FakeDiscord:
     async def start(self) -> None:
         """Listen on ``host:port`` (port 0 picks a free one) in the running loop."""
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_REQUEST_BYTES)
-        for method, path, handler in [*self.rest.routes(), *self._interaction_api.routes()]:
+        routes = [
+            *self.rest.routes(),
+            *self._interaction_api.routes(),
+            *self.moderation.routes(),
+        ]
+        for method, path, handler in routes:
             app.router.add_route(method, path, handler)
         app.router.add_get(GATEWAY_PATH, self.gateway.handle)
         app.router.add_get(RESUME_GATEWAY_PATH, self.gateway.handle)
@@ -290,6 +305,7 @@ class FakeDiscord:
                 files,
                 status,
                 at,
+                audit_reason(request),
             )
         )
 
@@ -431,6 +447,56 @@ class FakeDiscord:
             return record
 
         return await self._on_loop(run)
+
+    async def click(self, message_id: int, custom_id: str, *, user: Author) -> InteractionRecord:
+        """A user clicks a button of a message (INTERACTION_CREATE, type 3 MESSAGE_COMPONENT).
+
+        Raises ``LookupError`` when the message has no component ``custom_id`` and
+        ``ValueError`` when that component is disabled."""
+
+        async def run() -> InteractionRecord:
+            message = self._stored(message_id)
+            if message.deleted:
+                raise LookupError(f"message {message_id} was deleted")
+            record = build_click(self.state, message, custom_id, user_id=self._user_id(user))
+            stored = self.state.store_interaction(record)
+            data = payloads.interaction(self.state, stored, self.bot_user.id)
+            await self.gateway.dispatch(Dispatch("INTERACTION_CREATE", data))
+            return record
+
+        return await self._on_loop(run)
+
+    async def add_role(
+        self, name: str, permissions: int, *, position: int | None = None
+    ) -> RoleRecord:
+        """A new role in the guild (GUILD_ROLE_CREATE): at the top, or at ``position``
+        (1 is just above ``@everyone``; the roles from there up move up one)."""
+
+        async def run() -> RoleRecord:
+            return await self.moderation.create_role(self.guild.id, name, permissions, position)
+
+        role = await self._on_loop(run)
+        self._refresh_roles()
+        return role
+
+    async def edit_role(
+        self, role_id: int, *, permissions: int | None = None, position: int | None = None
+    ) -> RoleRecord:
+        """Change a role's permission bits or position (GUILD_ROLE_UPDATE)."""
+
+        async def run() -> RoleRecord:
+            return await self.moderation.update_role(
+                role_id, permissions=permissions, position=position
+            )
+
+        role = await self._on_loop(run)
+        self._refresh_roles()
+        return role
+
+    def _refresh_roles(self) -> None:
+        """Keep ``admin_role`` and ``bot_role`` equal to the current records."""
+        self.admin_role = self._read(lambda: self.state.roles[self.admin_role.id])
+        self.bot_role = self._read(lambda: self.state.roles[self.bot_role.id])
 
     async def add_channel(self, name: str, *, topic: str | None = None) -> ChannelRecord:
         """A new text channel in the guild (CHANNEL_CREATE)."""
@@ -590,6 +656,39 @@ class FakeDiscord:
     def presence_updates(self) -> list[PresenceRecord]:
         """Presences sent over the gateway (op 3, and the one in IDENTIFY)."""
         return self._read(lambda: list(self.state.presences))
+
+    def member(self, guild_id: int, user: Author) -> MemberRecord | None:
+        """A user's membership of a guild as it is now (``None``: not a member)."""
+
+        def read() -> MemberRecord | None:
+            member = self.state.members.get((guild_id, self._user_id(user)))
+            return None if member is None else member.snapshot()
+
+        return self._read(read)
+
+    def roles(self, guild_id: int | None = None) -> list[RoleRecord]:
+        """The roles of a guild (default: the test guild), lowest first."""
+        guild = self.guild.id if guild_id is None else guild_id
+        return self._read(
+            lambda: sorted(self.state.guild_roles(guild), key=lambda r: (r.position, r.id))
+        )
+
+    def bans(self, guild_id: int | None = None) -> list[BanRecord]:
+        """The bans of a guild (default: the test guild), with their reasons."""
+        guild = self.guild.id if guild_id is None else guild_id
+        return self._read(lambda: [b for (g, _), b in self.state.bans.items() if g == guild])
+
+    def audit_log(self, guild_id: int | None = None) -> list[AuditLogRecord]:
+        """Audit-log entries the bot's moderation requests wrote, oldest first."""
+        return self._read(
+            lambda: [e for e in self.state.audit_log if guild_id is None or e.guild_id == guild_id]
+        )
+
+    def audit_reasons(self) -> list[str]:
+        """Every ``X-Audit-Log-Reason`` the client sent, decoded, in order."""
+        return self._read(
+            lambda: [r.audit_reason for r in self.recorder.requests if r.audit_reason is not None]
+        )
 
     def commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
         """The synced application commands of a scope (``None`` = global)."""

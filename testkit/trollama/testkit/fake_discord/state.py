@@ -11,11 +11,13 @@ import itertools
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trollama.testkit.fake_discord.records import (
     AttachmentRecord,
+    AuditLogRecord,
+    BanRecord,
     ChannelRecord,
     CommandSyncRecord,
     EditRecord,
@@ -23,6 +25,7 @@ from trollama.testkit.fake_discord.records import (
     GuildRecord,
     InteractionRecord,
     InteractionResponseRecord,
+    MemberRecord,
     MessageRecord,
     PresenceRecord,
     ReactionEvent,
@@ -43,7 +46,10 @@ MAX_STORED_INTERACTIONS = 1_000
 MAX_LOG_ENTRIES = 10_000
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions).
+KICK_MEMBERS = 1 << 1
+BAN_MEMBERS = 1 << 2
 ADMINISTRATOR = 1 << 3
+MANAGE_GUILD = 1 << 5
 ADD_REACTIONS = 1 << 6
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
@@ -55,7 +61,10 @@ USE_EXTERNAL_EMOJIS = 1 << 18
 USE_APPLICATION_COMMANDS = 1 << 31
 MANAGE_THREADS = 1 << 34
 CREATE_PUBLIC_THREADS = 1 << 35
+MANAGE_NICKNAMES = 1 << 27
+MANAGE_ROLES = 1 << 28
 SEND_MESSAGES_IN_THREADS = 1 << 38
+MODERATE_MEMBERS = 1 << 40
 ALL_PERMISSIONS = (1 << 51) - 1
 #: What ``@everyone`` may do in the default guild.
 EVERYONE_PERMISSIONS = (
@@ -113,6 +122,18 @@ class Member:
     role_ids: list[int]
     joined_at: float
     nick: str | None = None
+    #: Unix time until which the member is timed out.
+    communication_disabled_until: float | None = None
+
+    def snapshot(self) -> MemberRecord:
+        return MemberRecord(
+            guild_id=self.guild_id,
+            user_id=self.user_id,
+            role_ids=tuple(self.role_ids),
+            nick=self.nick,
+            joined_at=self.joined_at,
+            communication_disabled_until=self.communication_disabled_until,
+        )
 
 
 @dataclass
@@ -208,6 +229,7 @@ class StoredMessage:
             interaction_id=self.interaction_id,
             edits=tuple(self.edits),
             nonce=self.nonce,
+            components=tuple(self.components),
         )
 
 
@@ -249,6 +271,8 @@ class DiscordState:
         self.uploads: deque[UploadRecord] = deque(maxlen=MAX_LOG_ENTRIES)
         self.typing: deque[TypingRecord] = deque(maxlen=MAX_LOG_ENTRIES)
         self.presences: deque[PresenceRecord] = deque(maxlen=MAX_LOG_ENTRIES)
+        self.bans: dict[tuple[int, int], BanRecord] = {}
+        self.audit_log: deque[AuditLogRecord] = deque(maxlen=MAX_LOG_ENTRIES)
         self._positions = itertools.count()
 
     # ----------------------------------------------------------- building
@@ -267,12 +291,31 @@ class DiscordState:
         return guild
 
     def add_role(
-        self, guild_id: int, name: str, permissions: int, *, bot_id: int | None = None
+        self,
+        guild_id: int,
+        name: str,
+        permissions: int,
+        *,
+        bot_id: int | None = None,
+        position: int | None = None,
     ) -> RoleRecord:
-        position = sum(1 for r in self.roles.values() if r.guild_id == guild_id)
-        role = RoleRecord(self.ids.next(), guild_id, name, permissions, position, bot_id)
+        """A new role at the top, or at ``position`` (the roles from there up move up one)."""
+        top = sum(1 for r in self.roles.values() if r.guild_id == guild_id)
+        at = top if position is None else max(1, min(position, top))
+        self.shift_roles(guild_id, at)
+        role = RoleRecord(self.ids.next(), guild_id, name, permissions, at, bot_id)
         self.roles[role.id] = role
         return role
+
+    def shift_roles(self, guild_id: int, from_position: int) -> list[RoleRecord]:
+        """Move the guild's roles at ``from_position`` and above up by one; returns them."""
+        moved = [
+            replace(r, position=r.position + 1)
+            for r in self.guild_roles(guild_id)
+            if r.position >= from_position and r.id != guild_id
+        ]
+        self.roles.update((r.id, r) for r in moved)
+        return moved
 
     def add_member(self, guild_id: int, user_id: int, role_ids: Iterable[int] = ()) -> Member:
         member = Member(guild_id, user_id, list(role_ids), self.clock())
@@ -333,6 +376,22 @@ class DiscordState:
             bits |= role.permissions if role else 0
         return ALL_PERMISSIONS if bits & ADMINISTRATOR else bits
 
+    def top_position(self, guild_id: int, user_id: int) -> int:
+        """The position of the member's highest role (0: only ``@everyone``)."""
+        member = self.members.get((guild_id, user_id))
+        roles = [self.roles.get(r) for r in (member.role_ids if member else [])]
+        return max([0, *(r.position for r in roles if r is not None)])
+
+    def outranks(self, guild_id: int, actor_id: int, target_id: int) -> bool:
+        """Discord's role hierarchy: the owner outranks everyone and nobody outranks
+        the owner; otherwise the actor's highest role must be above the target's."""
+        owner = self.guilds[guild_id].owner_id
+        if target_id == owner or actor_id == target_id:
+            return False
+        if actor_id == owner:
+            return True
+        return self.top_position(guild_id, actor_id) > self.top_position(guild_id, target_id)
+
     def live_message(self, channel_id: int, message_id: int) -> StoredMessage | None:
         """A message of a channel as the channel endpoints see it (not deleted, not ephemeral)."""
         message = self.messages.get(message_id)
@@ -361,14 +420,28 @@ class DiscordState:
         return message
 
     def edit_message(
-        self, message: StoredMessage, content: str | None, embeds: list[dict[str, Any]] | None
+        self,
+        message: StoredMessage,
+        content: str | None,
+        embeds: list[dict[str, Any]] | None,
+        components: list[dict[str, Any]] | None = None,
     ) -> None:
+        """Apply an edit (``None`` keeps a part as it is) and record it."""
         if content is not None:
             message.content = content
         if embeds is not None:
             message.embeds = embeds
+        if components is not None:
+            message.components = components
         message.edited_at = self.clock()
-        message.edits.append(EditRecord(message.content, message.edited_at, tuple(message.embeds)))
+        message.edits.append(
+            EditRecord(
+                message.content,
+                message.edited_at,
+                tuple(message.embeds),
+                tuple(message.components),
+            )
+        )
 
     def store_interaction(self, record: InteractionRecord) -> StoredInteraction:
         stored = StoredInteraction(record)
