@@ -80,3 +80,21 @@ async def test_refusals(brain: Any) -> None:
     assert too_many.status_code == 422 and malformed.status_code == 422
     assert user.status_code == 403 and admin.status_code == 403
     assert await brain.services.persona.log.channel_window("c1") == []
+
+
+async def test_every_name_an_author_is_seen_under_lands_in_their_profile(brain: Any) -> None:
+    now = time.time()
+    await post(brain, [message(1, author_name="Alice", created_at=now - 7200)])
+    await post(
+        brain,
+        [
+            message(2, author_name="Ally", created_at=now - 10),
+            message(3, author_id="bot", author_name="Trollama", from_bot=True),
+        ],
+    )
+    profiles = brain.services.persona.profiles
+    alice = await profiles.get("u1")
+    assert alice is not None
+    assert [n.name for n in alice.nicknames] == ["Alice", "Ally"]
+    assert alice.current_name == "Ally"
+    assert await profiles.get("bot") is None  # the bot's own messages are not a person's

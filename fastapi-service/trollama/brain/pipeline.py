@@ -331,9 +331,9 @@ class Pipeline:
         except LeaseLost:
             log.warning("finished after losing the lease; the other brain's answer stands")
             return
-        self.hub.publish(done)
         # only after the one successful complete: a retry never counts twice
         await self._after_answer(request)
+        self.hub.publish(done)
 
     async def _after_answer(self, request: RequestFrame) -> None:
         """Record the name the user was seen under and move the relationship by

@@ -1,7 +1,8 @@
 """The relay's message feed into the short-term log.
 
 The relay sends every message in the channels it can see (other bots'
-excluded, its own marked ``from_bot``), in batches. Messages of a channel
+excluded, its own marked ``from_bot``), in batches; each author's name goes
+into their profile (nickname history). Messages of a channel
 that opted out of logging, or of a thread whose parent channel did, are
 dropped here, so an opt-out applies to the very next message. Sending a
 batch again stores nothing twice (messages are keyed by their id).
@@ -61,7 +62,21 @@ async def log_messages(batch: MessageBatch, services: ServicesDep) -> LogResult:
     ]
     if kept:
         await persona.log.append(kept)
+        await _record_names(persona, kept)
     return LogResult(logged=len(kept), skipped_opted_out=len(batch.messages) - len(kept))
+
+
+async def _record_names(persona: Persona, messages: list[LoggedMessage]) -> None:
+    """Every name a person is seen under goes into their profile (the bot's own
+    messages are not people's)."""
+    latest: dict[str, LoggedMessage] = {}
+    for message in messages:
+        if not message.from_bot and message.author_name:
+            known = latest.get(message.author_id)
+            if known is None or message.created_at >= known.created_at:
+                latest[message.author_id] = message
+    for author_id, message in latest.items():
+        await persona.profiles.seen(author_id, message.author_name, at=message.created_at)
 
 
 async def _opted_out(persona: Persona, messages: list[FeedMessage]) -> set[str | None]:
