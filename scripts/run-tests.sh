@@ -12,9 +12,9 @@ cd "${REPO_ROOT}"
 source "${REPO_ROOT}/scripts/lib/bootstrap.sh"
 
 #: Source folders type-checked by mypy (those with Python files are checked).
-MYPY_PATHS=(shared/trollama fastapi-service/trollama testkit/trollama discord-bot/trollama scripts bench)
-#: Debian packages the tests need; later issues add here (e.g. chromium for browser tests).
-APT_PACKAGES=()
+MYPY_PATHS=(shared/trollama fastapi-service/trollama testkit/trollama discord-bot/trollama logging-service/trollama monitoring-service/trollama scripts bench)
+#: Debian packages the tests need (chromium: the dashboard's browser tests, driven by Playwright).
+APT_PACKAGES=(chromium)
 
 STAGE_NAMES=()
 STAGE_RESULTS=()

@@ -1,0 +1,1 @@
+"""The monitoring service: health polling, uptime, alerts and the dashboard."""
