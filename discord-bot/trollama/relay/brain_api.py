@@ -188,8 +188,9 @@ class BrainApi:
         json: Any = None,
         errors: Mapping[int, ErrorFactory] | None = None,
         timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        response = await self._send(method, path, json=json, timeout=timeout)
+        response = await self._send(method, path, json=json, timeout=timeout, headers=headers)
         if response.is_success:
             return response
         factory = (errors or {}).get(response.status_code)
@@ -198,11 +199,17 @@ class BrainApi:
         raise _status_error(response)
 
     async def _send(
-        self, method: str, path: str, *, json: Any = None, timeout: float | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            return await self._client.request(method, path, json=json, **extra)
+            return await self._client.request(method, path, json=json, headers=headers, **extra)
         except httpx.TimeoutException as exc:
             log.warning("the brain did not answer %s %s in time", method, path)
             raise BrainUnavailable(TIMEOUT_MESSAGE) from exc
@@ -417,20 +424,7 @@ class BrainApi:
         """``_call`` with the acting Discord user's header; 404 and 422 become
         :class:`EntryNotFound` and :class:`ValueRefused` with the brain's words."""
         headers = {ACTING_USER_HEADER: acting_user} if acting_user else None
-        try:
-            response = await self._client.request(method, path, json=json, headers=headers)
-        except httpx.TimeoutException as exc:
-            log.warning("the brain did not answer %s %s in time", method, path)
-            raise BrainUnavailable(TIMEOUT_MESSAGE) from exc
-        except httpx.TransportError as exc:
-            log.warning("cannot reach the brain for %s %s: %s", method, path, type(exc).__name__)
-            raise BrainUnavailable(UNAVAILABLE_MESSAGE) from exc
-        if response.is_success:
-            return response
-        factory = _PERSONA_ERRORS.get(response.status_code)
-        if factory is not None:
-            raise factory(_detail(response))
-        raise _status_error(response)
+        return await self._call(method, path, json=json, errors=_PERSONA_ERRORS, headers=headers)
 
 
 def _segment(value: str) -> str:

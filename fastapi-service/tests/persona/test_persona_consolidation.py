@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,15 +34,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def backend(fake_ollama: Any) -> AsyncIterator[OllamaBackend]:
-    ollama = OllamaBackend(
-        fake_ollama.url, keep_alive_seconds=0, connect_timeout=2.0, read_timeout=10.0
-    )
-    yield ollama
-    await ollama.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -26,15 +25,6 @@ from trollama.brain.persona.message_log import LoggedMessage
 from trollama.testkit.script import Reply
 
 MODEL = "gpt-oss:20b"
-
-
-@pytest.fixture
-async def backend(fake_ollama: Any) -> AsyncIterator[OllamaBackend]:
-    ollama = OllamaBackend(
-        fake_ollama.url, keep_alive_seconds=0, connect_timeout=2.0, read_timeout=10.0
-    )
-    yield ollama
-    await ollama.close()
 
 
 def said(content: str, n: int = 1) -> LoggedMessage:

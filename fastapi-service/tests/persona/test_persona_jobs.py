@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,15 +38,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def backend(fake_ollama: Any) -> AsyncIterator[OllamaBackend]:
-    ollama = OllamaBackend(
-        fake_ollama.url, keep_alive_seconds=0, connect_timeout=2.0, read_timeout=10.0
-    )
-    yield ollama
-    await ollama.close()
 
 
 def make_jobs(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,15 +50,6 @@ class ScriptedRng(random.Random):
         if not self.values:
             raise AssertionError("the round drew more random numbers than scripted")
         return self.values.pop(0)
-
-
-@pytest.fixture
-async def backend(fake_ollama: Any) -> AsyncIterator[OllamaBackend]:
-    ollama = OllamaBackend(
-        fake_ollama.url, keep_alive_seconds=0, connect_timeout=2.0, read_timeout=10.0
-    )
-    yield ollama
-    await ollama.close()
 
 
 @pytest.fixture

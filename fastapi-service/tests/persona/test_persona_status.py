@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,15 +20,6 @@ from trollama.brain.persona.status import (
 )
 from trollama.common.store.base import ItemStore
 from trollama.testkit.script import Reply
-
-
-@pytest.fixture
-async def backend(fake_ollama: Any) -> AsyncIterator[OllamaBackend]:
-    ollama = OllamaBackend(
-        fake_ollama.url, keep_alive_seconds=0, connect_timeout=2.0, read_timeout=10.0
-    )
-    yield ollama
-    await ollama.close()
 
 
 @pytest.fixture
