@@ -15,12 +15,16 @@ source "${REPO_ROOT}/scripts/lib/runtime.sh"
 # The command runs as `uv run <command>`, with {host} and {port} filled in;
 # its arguments are split on spaces. Settings come from the environment / .env.
 SERVICES=(
+    "logging      always LOGSINK_HOST=127.0.0.1             LOGSINK_HEALTH_PORT=9998       /health   python -m trollama.logsink"
     "model-server demo   TROLLAMA_DEMO_MODEL_HOST=127.0.0.1 TROLLAMA_DEMO_MODEL_PORT=11435 /api/tags python -m trollama.testkit.fake_ollama --host {host} --port {port}"
     "brain        always BRAIN_HOST=127.0.0.1               BRAIN_PORT=8001                /health   python -m trollama.brain"
     "relay        env:DISCORD_TOKEN RELAY_HEALTH_HOST=127.0.0.1 RELAY_HEALTH_PORT=9997 /health python -m trollama.relay"
+    "monitor      always MONITOR_HOST=127.0.0.1             MONITOR_PORT=8080              /health   python -m trollama.monitor"
 )
 #: The simulated model server of --demo; the brain is pointed at it.
 DEMO_MODEL_SERVICE=model-server
+#: The monitoring service; unless MONITOR_TARGETS is set, it watches what this run started.
+MONITOR_SERVICE=monitor
 #: Secrets written into a new .env (each must appear as an empty `NAME=` line in .env.example).
 GENERATED_SECRETS=(RELAY_SHARED_SECRET JWT_SECRET_KEY)
 #: Lines of a failing service's log shown on the terminal.
@@ -260,7 +264,7 @@ check_ports() {
 }
 
 start_services() {
-    local line
+    local line targets=()
     for line in "${SERVICES[@]}"; do
         parse_service "${line}"
         if ! wanted "${SVC_WHEN}"; then
@@ -275,9 +279,16 @@ start_services() {
             export MODEL_SERVER_SIMULATED=true
             say "demo mode: starting a SIMULATED model server (canned answers, no real model)"
         fi
+        if [[ "${SVC_NAME}" == "${MONITOR_SERVICE}" && -z "${MONITOR_TARGETS:-}" ]]; then
+            MONITOR_TARGETS="$(IFS=,; echo "${targets[*]}")"
+            export MONITOR_TARGETS
+        fi
         launch_service
         await_health
         add_status_row
+        if [[ "${SVC_NAME}" != "${DEMO_MODEL_SERVICE}" && "${SVC_NAME}" != "${MONITOR_SERVICE}" ]]; then
+            targets+=("${SVC_NAME}=http://${SVC_URL_HOST}:${SVC_PORT}${SVC_PATH}")
+        fi
     done
 }
 

@@ -22,6 +22,8 @@ SETTINGS_CLASSES = (
     "trollama.common.settings:StoreSettings",
     "trollama.brain.settings:BrainSettings",
     "trollama.relay.settings:RelaySettings",
+    "trollama.logsink.settings:LogSinkSettings",
+    "trollama.monitor.settings:MonitorSettings",
 )
 
 

@@ -30,6 +30,13 @@ SCRIPT_TIMEOUT_SECONDS = 100
 HTTP_TIMEOUT_SECONDS = 5.0
 #: Settings the calling environment might hold that would steer the run elsewhere.
 INHERITED_SETTINGS = (
+    "LOG_SHIPPING",
+    "LOGSINK_HEALTH_PORT",
+    "LOG_SERVICE_PORT",
+    "LOG_DIR",
+    "LOG_SPOOL_DIR",
+    "MONITOR_PORT",
+    "MONITOR_TARGETS",
     "BRAIN_HOST",
     "BRAIN_PORT",
     "OLLAMA_HOST",
@@ -125,6 +132,11 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
         STORE_BACKEND="sqlite",
         SQLITE_PATH=str(tmp_path / "data" / "trollama.db"),
         DEV_MODE="false",
+        LOGSINK_HEALTH_PORT=str(free_port()),
+        LOG_SERVICE_PORT=str(free_port()),
+        LOG_DIR=str(tmp_path / "logs"),
+        LOG_SPOOL_DIR=str(tmp_path / "logs" / "spool"),
+        MONITOR_PORT=str(free_port()),
     )
     yield box
     box.run(STOP)  # whatever the test did, leave nothing running
@@ -168,7 +180,9 @@ def test_demo_run_keeps_env_file_refuses_double_start_and_stops(sandbox: Sandbox
     assert body["status"] in ("healthy", "degraded")
 
     pids = sandbox.pids()
-    assert {"brain", "model-server"} <= set(pids)
+    assert {"logging", "brain", "model-server", "monitor"} <= set(pids)
+    monitor = health(int(sandbox.env["MONITOR_PORT"]))
+    assert monitor["status"] in ("healthy", "degraded")
     again = sandbox.run(START, "--detach", "--demo")
     assert again.returncode != 0, output(again)
     assert "already running" in again.stderr

@@ -35,7 +35,9 @@ def main() -> int:
         return EXIT_CONFIG
     for secret in (settings.discord_token, settings.relay_shared_secret):
         register_secret(secret.get_secret_value())
-    configure_logging("relay", level=settings.log_level, json_lines=settings.log_json)
+    configure_logging(
+        "relay", level=settings.log_level, json_lines=settings.log_json, shipping=settings
+    )
     return asyncio.run(run(settings))
 
 

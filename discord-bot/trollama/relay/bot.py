@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from typing import Any
 
 import discord
 from aiohttp import web
@@ -13,9 +15,8 @@ from trollama.common.health import HealthReport
 from trollama.relay.access import AccessRules
 from trollama.relay.admin_commands import AdminCommands
 from trollama.relay.brain_api import BrainApi, http_base
-from trollama.relay.brain_link import BrainLink
 from trollama.relay.conversations import Conversations
-from trollama.relay.health import health_app, relay_report
+from trollama.relay.health import MeteredBrainLink, RelayMetrics, health_app, relay_report
 from trollama.relay.memory_commands import MemoryCommands
 from trollama.relay.message_feed import MessageFeedCog
 from trollama.relay.moderation import Moderation
@@ -24,6 +25,7 @@ from trollama.relay.pacing import ChannelPacer
 from trollama.relay.polls import Polls
 from trollama.relay.settings import RelaySettings
 from trollama.relay.slash import SlashCommands
+from trollama.relay.triggers import addressed_to_bot
 from trollama.relay.utility import Utility
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,12 @@ class RelayBot(commands.Bot):
         #: Reactions have their own, tighter Discord limit; they never wait for answers.
         self.reaction_pacer = ChannelPacer(REACTION_INTERVAL_SECONDS)
         secret = settings.relay_shared_secret.get_secret_value()
-        self.link = BrainLink(
-            settings.fastapi_ws_url, secret, max_pending=settings.max_pending_requests
+        self.metrics = RelayMetrics()
+        self.link = MeteredBrainLink(
+            settings.fastapi_ws_url,
+            secret,
+            max_pending=settings.max_pending_requests,
+            metrics=self.metrics,
         )
         self.api = BrainApi(
             http_base(settings.fastapi_ws_url), secret, timeout=BRAIN_API_TIMEOUT_SECONDS
@@ -81,7 +87,18 @@ class RelayBot(commands.Bot):
         await self.sync_commands()
 
     async def on_message(self, message: discord.Message, /) -> None:
-        """No prefix commands: messages are handled by the Conversations cog only."""
+        """No prefix commands: messages are handled by the Conversations cog; here
+        they are only counted."""
+        me = self.user
+        if me is None or message.author.bot or message.author.id == me.id:
+            return
+        by_name = self.settings.trigger_on_name
+        self.metrics.message(addressed=addressed_to_bot(message, me, by_name=by_name))
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        """Count the unhandled error, then log it as discord.py does."""
+        self.metrics.event_error(sys.exc_info()[1])
+        await super().on_error(event_method, *args, **kwargs)
 
     async def sync_commands(self) -> list[discord.app_commands.AppCommand]:
         """Register the slash commands (instantly in the development guild)."""
@@ -92,7 +109,7 @@ class RelayBot(commands.Bot):
         return await self.tree.sync()
 
     async def _start_health(self) -> None:
-        app = health_app(self.health_report)
+        app = health_app(self.health_report, self.render_metrics)
         self._health = web.AppRunner(app, access_log=None)
         await self._health.setup()
         site = web.TCPSite(
@@ -108,6 +125,13 @@ class RelayBot(commands.Bot):
             started_at=self.started_at,
             pending=self.link.pending(),
         )
+
+    def render_metrics(self) -> tuple[bytes, str]:
+        """The relay's Prometheus text, its gauges read from the live state."""
+        ready = self.is_ready() and not self.is_closed()
+        latency = self.latency if ready else None
+        self.metrics.refresh(link=self.link, discord_ready=ready, latency_s=latency)
+        return self.metrics.render()
 
     async def close(self) -> None:
         if self._closing:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
+from trollama.common.logging import request_id_var
 from trollama.common.protocol import (
     MAX_CONTENT_CHARS,
     Attachment,
@@ -108,6 +109,9 @@ class Conversations(commands.Cog):
         channel_id = int(key[0]) if isinstance(key, tuple) else messages[0].channel.id
         channel = self.bot.get_channel(channel_id) or messages[0].channel
         first = messages[0]
+        # This batch runs in its own task: every line it (and the tasks it
+        # starts) writes carries the request id, the Discord message id.
+        request_id_var.set(str(first.id))
         request = await self._request(messages, channel_id)
         renderer = AnswerRenderer(
             EmoteSink(ChannelSink(channel), guild_emotes(first.guild)),  # type: ignore[arg-type]

@@ -1,4 +1,6 @@
-"""The relay's health endpoint: Discord connected, brain connected, gateway latency."""
+"""The relay's health server: ``/health`` (Discord connected, brain connected,
+gateway latency) and ``/metrics`` (Prometheus text, no credential: the server
+listens on loopback by default, like any exporter)."""
 
 from __future__ import annotations
 
@@ -6,13 +8,22 @@ import time
 from collections.abc import Callable
 
 from aiohttp import web
+from prometheus_client import Counter, Gauge
 
+from trollama.common import metrics as m
 from trollama.common.health import ComponentHealth, HealthReport, HealthStatus, overall
+from trollama.common.protocol import DoneFrame, ErrorCode, ErrorFrame, RequestFrame, ServerFrame
+from trollama.relay.brain_link import BrainLink, FrameHandler, LinkState
 
 VERSION = "0.1.0"
+SERVICE = "relay"
 
 
-def health_app(report: Callable[[], HealthReport]) -> web.Application:
+def health_app(
+    report: Callable[[], HealthReport], metrics: Callable[[], tuple[bytes, str]] | None = None
+) -> web.Application:
+    """``/health`` from ``report``; ``/metrics`` when ``metrics`` renders them."""
+
     async def handle(_: web.Request) -> web.Response:
         body = report()
         code = 503 if body.status is HealthStatus.UNHEALTHY else 200
@@ -20,9 +31,114 @@ def health_app(report: Callable[[], HealthReport]) -> web.Application:
             text=body.model_dump_json(), status=code, content_type="application/json"
         )
 
+    async def handle_metrics(_: web.Request) -> web.Response:
+        assert metrics is not None
+        body, content_type = metrics()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     app = web.Application()
     app.router.add_get("/health", handle)
+    if metrics is not None:
+        app.router.add_get("/metrics", handle_metrics)
     return app
+
+
+class RelayMetrics:
+    """The relay's Prometheus metrics, on a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = m.new_registry()
+        registry = self.registry
+        self.messages = Counter(
+            "trollama_relay_messages",
+            "Discord messages from people the relay saw, by whether they were for the bot.",
+            ["service", "addressed"],
+            registry=registry,
+        )
+        self.submitted = Counter(
+            "trollama_relay_requests_submitted",
+            "Requests handed to the brain link.",
+            ["service"],
+            registry=registry,
+        ).labels(SERVICE)
+        self.requests = Counter(
+            m.REQUESTS_TOTAL.removesuffix("_total"),
+            "Requests that reached an end, by their terminal frame.",
+            ["service", "outcome"],
+            registry=registry,
+        )
+        self.event_errors = Counter(
+            "trollama_relay_event_errors",
+            "Unhandled errors in Discord event handlers (HTTPException: a Discord API error).",
+            ["service", "kind"],
+            registry=registry,
+        )
+        self.websockets = _gauge(
+            m.WEBSOCKET_CONNECTIONS, "Connections to the brain (0 or 1).", self
+        )
+        self.link_state = Gauge(
+            "trollama_relay_brain_link_state",
+            "1 for the brain link's current state, 0 for the others.",
+            ["service", "state"],
+            registry=registry,
+        )
+        self.pending = _gauge("trollama_relay_pending_requests", "Unfinished requests.", self)
+        self.discord_up = _gauge("trollama_relay_discord_connected", "1 when ready.", self)
+        self.latency = _gauge(
+            "trollama_relay_discord_latency_seconds", "Gateway heartbeat latency.", self
+        )
+        for addressed in ("yes", "no"):
+            self.messages.labels(SERVICE, addressed)
+        for outcome in ("done", "failed", "cancelled"):
+            self.requests.labels(SERVICE, outcome)
+
+    def message(self, *, addressed: bool) -> None:
+        self.messages.labels(SERVICE, "yes" if addressed else "no").inc()
+
+    def terminal(self, frame: ServerFrame) -> None:
+        """Count a request's end from its terminal frame (other frames are ignored)."""
+        if isinstance(frame, DoneFrame):
+            self.requests.labels(SERVICE, "done").inc()
+        elif isinstance(frame, ErrorFrame) and frame.request_id:
+            cancelled = frame.code is ErrorCode.CANCELLED
+            self.requests.labels(SERVICE, "cancelled" if cancelled else "failed").inc()
+
+    def event_error(self, exc: BaseException | None) -> None:
+        """Count an unhandled event error by its class name (a bounded set)."""
+        self.event_errors.labels(SERVICE, type(exc).__name__ if exc else "unknown").inc()
+
+    def refresh(self, *, link: BrainLink, discord_ready: bool, latency_s: float | None) -> None:
+        """Set the gauges from the live state, just before a scrape."""
+        for state in LinkState:
+            self.link_state.labels(SERVICE, str(state)).set(1 if link.state is state else 0)
+        self.websockets.set(1 if link.state is LinkState.CONNECTED else 0)
+        self.pending.set(link.pending())
+        self.discord_up.set(1 if discord_ready else 0)
+        known = latency_s is not None and latency_s == latency_s  # NaN before the first beat
+        self.latency.set(latency_s if known and latency_s is not None else 0.0)
+
+    def render(self) -> tuple[bytes, str]:
+        return m.metrics_response(self.registry)
+
+
+class MeteredBrainLink(BrainLink):
+    """A :class:`BrainLink` counting submitted requests and their outcomes."""
+
+    def __init__(self, url: str, secret: str, *, max_pending: int, metrics: RelayMetrics) -> None:
+        super().__init__(url, secret, max_pending=max_pending)
+        self.metrics = metrics
+
+    async def submit(self, request: RequestFrame, handler: FrameHandler) -> None:
+        async def counted(frame: ServerFrame) -> None:
+            self.metrics.terminal(frame)
+            await handler(frame)
+
+        await super().submit(request, counted)
+        self.metrics.submitted.inc()
+
+
+def _gauge(name: str, doc: str, owner: RelayMetrics) -> Gauge:
+    return Gauge(name, doc, ["service"], registry=owner.registry).labels(SERVICE)
 
 
 def relay_report(

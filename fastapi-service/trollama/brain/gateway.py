@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from trollama.brain.admission import Admission
 from trollama.brain.auth import Caller, CallerKind
 from trollama.brain.hub import StreamHub, is_terminal
+from trollama.brain.metrics import BrainMetrics
 from trollama.brain.pipeline import CANCELLED_MESSAGE, Pipeline
 from trollama.brain.queue import (
     ItemState,
@@ -50,12 +51,19 @@ EMPTY_MESSAGE = "The message is empty: write something (or attach a file)."
 
 class Gateway:
     def __init__(
-        self, *, queue: RequestQueue, hub: StreamHub, admission: Admission, pipeline: Pipeline
+        self,
+        *,
+        queue: RequestQueue,
+        hub: StreamHub,
+        admission: Admission,
+        pipeline: Pipeline,
+        metrics: BrainMetrics | None = None,
     ) -> None:
         self.queue = queue
         self.hub = hub
         self.admission = admission
         self.pipeline = pipeline
+        self.metrics = metrics or pipeline.metrics
 
     async def submit(self, request: RequestFrame, caller: Caller) -> AcceptedFrame | ErrorFrame:
         """Persist the request (or find it again) and say where it stands."""
@@ -140,6 +148,8 @@ class Gateway:
         after = await self.queue.cancel(request_id)
         self.pipeline.cancel_local(request_id)
         if after is not None and after.state is ItemState.CANCELLED:
+            if item.state is not ItemState.CANCELLED:  # not counted twice on a repeat
+                self.metrics.outcome("cancelled")
             self.hub.publish(_error(request_id, ErrorCode.CANCELLED, CANCELLED_MESSAGE))
         return None
 

@@ -28,6 +28,7 @@ from trollama.brain.context.history import ConversationStore, StoredMessage
 from trollama.brain.context.think import ThinkFilter
 from trollama.brain.context.tokens import count_tokens
 from trollama.brain.hub import StreamHub
+from trollama.brain.metrics import BrainMetrics
 from trollama.brain.persona.bundle import Persona
 from trollama.brain.persona.prompt import PersonaPrompt, PromptBudgets, join_layers
 from trollama.brain.persona.tone import assess
@@ -91,6 +92,7 @@ class Pipeline:
         concurrency: int,
         poll_seconds: float,
         visibility_timeout: float,
+        metrics: BrainMetrics | None = None,
     ) -> None:
         self.queue = queue
         self.hub = hub
@@ -106,6 +108,7 @@ class Pipeline:
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.extend_every = max(1.0, visibility_timeout / 3)
+        self.metrics = metrics or BrainMetrics(profile.models)
         self._dispatcher: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
@@ -163,7 +166,11 @@ class Pipeline:
         if not task.cancelled() and task.exception() is not None:
             # e.g. the store failed while recording the outcome: the item stays
             # leased and is retried once its visibility timeout expires.
-            log.error("request could not be settled", exc_info=task.exception())
+            log.error(
+                "request could not be settled",
+                exc_info=task.exception(),
+                extra={"request_id": request_id},  # callbacks run outside the request
+            )
 
     async def _next_item(self) -> QueueItem:
         while True:
@@ -173,8 +180,15 @@ class Pipeline:
                 log.exception("leasing failed; retrying shortly")
                 item = None
             if item is not None:
+                self._observe_wait(item)
                 return item
             await self.queue.wait_for_work(self.poll_seconds)
+
+    def _observe_wait(self, item: QueueItem) -> None:
+        """Record how long a request waited for its first lease (a retry's wait
+        would include its earlier attempts, so it is not a queue wait)."""
+        if item.attempts == 1 and item.started_at is not None:
+            self.metrics.queue_wait.observe(max(item.started_at - item.enqueued_at, 0.0))
 
     # ------------------------------------------------------------ one request
 
@@ -266,7 +280,8 @@ class Pipeline:
             streamed = _Progress()
             try:
                 return await self._stream_model(item, decision.route, model, messages, streamed)
-            except BackendError:
+            except BackendError as exc:
+                self.metrics.model_error(model, exc)
                 if streamed.any_text or index == len(candidates) - 1:
                     raise
                 log.warning("model failed; trying the fallback", extra={"model": model})
@@ -332,6 +347,8 @@ class Pipeline:
             log.warning("finished after losing the lease; the other brain's answer stands")
             return
         # only after the one successful complete: a retry never counts twice
+        self.metrics.outcome("done")
+        self.metrics.observe_usage(answer.route, answer.model, answer.usage)
         await self._after_answer(request)
         self.hub.publish(done)
 
@@ -381,6 +398,7 @@ class Pipeline:
             self._status(item, StatusKind.RETRYING, f"{message} Retrying…")
             self.queue.wake()
         else:
+            self.metrics.outcome("failed")
             self.hub.publish(error)
 
     async def _finish_cancelled(self, item: QueueItem) -> None:
@@ -389,6 +407,7 @@ class Pipeline:
         )
         with contextlib.suppress(LeaseLost):
             await self.queue.mark_cancelled(item)
+        self.metrics.outcome("cancelled")
         self.hub.publish(error)
 
     # ------------------------------------------------------------ frames

@@ -22,6 +22,7 @@ from trollama.brain.context.history import ConversationStore
 from trollama.brain.context.summarizer import Summarizer
 from trollama.brain.gateway import Gateway
 from trollama.brain.hub import StreamHub
+from trollama.brain.metrics import BrainMetrics
 from trollama.brain.persona.bundle import Persona, build_persona
 from trollama.brain.persona.jobs import JobSchedule, PersonaJobs
 from trollama.brain.persona.outbox import Outbox
@@ -60,6 +61,8 @@ class Services:
     pipeline: Pipeline
     gateway: Gateway
     persona: Persona
+    #: Prometheus metrics of this brain (its own registry).
+    metrics: BrainMetrics
     #: The persona's background jobs (scheduled only when background_jobs_enabled).
     jobs: PersonaJobs | None = None
     started_at: float = field(default_factory=time.time)
@@ -143,6 +146,7 @@ def build_services(
     store = store or open_store(settings.store)
     profile = load_profile(settings.vram_profile)
     backends = backends or build_backends(settings, profile)
+    metrics = BrainMetrics([*profile.models, *filter(None, [settings.fallback_model])])
     queue = RequestQueue(
         store,
         node_id=node_id,
@@ -207,8 +211,9 @@ def build_services(
         concurrency=settings.worker_concurrency,
         poll_seconds=settings.queue_poll_seconds,
         visibility_timeout=settings.visibility_timeout,
+        metrics=metrics,
     )
-    gateway = Gateway(queue=queue, hub=hub, admission=admission, pipeline=pipeline)
+    gateway = Gateway(queue=queue, hub=hub, admission=admission, pipeline=pipeline, metrics=metrics)
     jobs = PersonaJobs(
         persona,
         store,
@@ -236,5 +241,6 @@ def build_services(
         pipeline=pipeline,
         gateway=gateway,
         persona=persona,
+        metrics=metrics,
         jobs=jobs,
     )

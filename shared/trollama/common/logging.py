@@ -13,7 +13,11 @@ import logging
 import sys
 import time
 from contextvars import ContextVar
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from trollama.common.log_shipping import ShippingHandler
 
 #: The request being served by the current task (None outside a request).
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -98,12 +102,60 @@ class TextFormatter(logging.Formatter):
         return redact(f"{line} [{request_id}]" if request_id else line)
 
 
-def configure_logging(service: str, *, level: str = "INFO", json_lines: bool = True) -> None:
-    """Send every logger's records to stderr, formatted for this service."""
+class ShippingConfig(Protocol):
+    """Where to ship log lines (every service's settings object has these fields)."""
+
+    log_shipping: bool
+    log_service_host: str
+    log_service_port: int
+    log_spool_dir: Path
+
+
+def configure_logging(
+    service: str,
+    *,
+    level: str = "INFO",
+    json_lines: bool = True,
+    shipping: ShippingHandler | ShippingConfig | None = None,
+) -> ShippingHandler | None:
+    """Send every logger's records to stderr, formatted for this service.
+
+    With ``shipping`` (a service's settings with ``log_shipping`` on, or a
+    ready handler) every record is also shipped to the logging service; the
+    shipping handler is returned so its counters can be read.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service) if json_lines else TextFormatter(service))
+    shipper = _shipper(service, shipping)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        if old is not shipper and _is_shipper(old):
+            old.close()
+    root.handlers[:] = [handler] if shipper is None else [handler, shipper]
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "botocore", "urllib3", "strands"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    return shipper
+
+
+def _is_shipper(handler: logging.Handler) -> bool:
+    from trollama.common.log_shipping import ShippingHandler  # it imports this module
+
+    return isinstance(handler, ShippingHandler)
+
+
+def _shipper(
+    service: str, shipping: ShippingHandler | ShippingConfig | None
+) -> ShippingHandler | None:
+    from trollama.common.log_shipping import ShippingHandler  # it imports this module
+
+    if shipping is None or isinstance(shipping, ShippingHandler):
+        return shipping
+    if not shipping.log_shipping:
+        return None
+    return ShippingHandler(
+        service,
+        host=shipping.log_service_host,
+        port=shipping.log_service_port,
+        spool_dir=shipping.log_spool_dir,
+    )

@@ -77,6 +77,11 @@ class ServiceSettings(BaseSettings):
     dev_mode: bool = False
     log_level: str = "INFO"
     log_json: bool = True
+    #: Ship every log line to the logging service (spooled to disk while it is down).
+    log_shipping: bool = True
+    log_service_host: str = "127.0.0.1"
+    log_service_port: int = 9999
+    log_spool_dir: Path = REPO_ROOT / "logs" / "spool"
     store: StoreSettings = Field(default_factory=StoreSettings)
 
     @model_validator(mode="after")

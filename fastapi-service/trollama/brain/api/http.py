@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
@@ -29,6 +30,7 @@ from trollama.brain.api.schemas import (
     StreamLine,
 )
 from trollama.brain.auth import Caller, CallerKind
+from trollama.brain.backends.base import ModelBackend
 from trollama.brain.context.summarizer import SummarizerError
 from trollama.brain.gateway import Watch
 from trollama.brain.queue import QueueStats
@@ -40,6 +42,7 @@ from trollama.common.health import (
     overall,
     run_checks,
 )
+from trollama.common.logging import request_id_var
 from trollama.common.protocol import DoneFrame, ErrorCode, ErrorFrame, RequestFrame
 
 router = APIRouter()
@@ -74,6 +77,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 async def chat(body: ChatRequest, caller: CallerDep, services: ServicesDep) -> Response:
     """Queue the message, then stream its frames as NDJSON until the answer is done."""
     request = _request_frame(body, caller)
+    request_id_var.set(request.request_id)  # this task serves only this request
     watch = services.gateway.watch(request.request_id)
     answer = await services.gateway.submit(request, caller)
     if isinstance(answer, ErrorFrame):
@@ -264,6 +268,7 @@ async def health(services: ServicesDep, response: Response) -> HealthReport:
         {
             "store": lambda: _check_store(services),
             "model_server": lambda: _check_models(services),
+            **_other_model_servers(services),
             "queue": lambda: _check_queue(services),
         }
     )
@@ -297,6 +302,23 @@ async def _check_models(services: Services) -> ComponentHealth:
     detail = f"{backend.name}{' (simulated)' if services.settings.model_server_simulated else ''}"
     return ComponentHealth(
         status=HealthStatus.HEALTHY if ok else HealthStatus.UNHEALTHY, detail=detail
+    )
+
+
+def _other_model_servers(services: Services) -> dict[str, Callable[[], Awaitable[ComponentHealth]]]:
+    """A check per configured model server besides the router's (``model_server_<name>``)."""
+    main = services.backends.backend_for(services.profile.router_model)
+    return {
+        f"model_server_{backend.name}": functools.partial(_check_backend, backend)
+        for backend in services.backends.all()
+        if backend is not main
+    }
+
+
+async def _check_backend(backend: ModelBackend) -> ComponentHealth:
+    ok = await backend.ping()
+    return ComponentHealth(
+        status=HealthStatus.HEALTHY if ok else HealthStatus.DEGRADED, detail=backend.name
     )
 
 

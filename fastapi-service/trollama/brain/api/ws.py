@@ -20,6 +20,7 @@ from trollama.brain.api.deps import resolve_caller
 from trollama.brain.auth import AuthError, Caller, CallerKind
 from trollama.brain.gateway import Watch
 from trollama.brain.services import Services
+from trollama.common.logging import request_id_var
 from trollama.common.protocol import (
     MAX_FRAME_BYTES,
     CancelFrame,
@@ -113,7 +114,12 @@ class Session:
     async def _dispatch(self, frame: ClientFrame) -> None:
         match frame:
             case RequestFrame():
-                await self._request(frame)
+                # Lines about this request (and the watch task it starts) carry its id.
+                token = request_id_var.set(frame.request_id)
+                try:
+                    await self._request(frame)
+                finally:
+                    request_id_var.reset(token)
             case CancelFrame():
                 refused = await self.services.gateway.cancel(frame.request_id, self.caller)
                 if refused is not None:
@@ -197,10 +203,12 @@ async def _serve(ws: WebSocket, *, relay_only: bool) -> None:
         await ws.close(code=CLOSE_UNAUTHORIZED, reason="unauthorized")
         return
     services.websocket_connections += 1
+    services.metrics.websockets.inc()
     try:
         await Session(ws, caller, services).run()
     finally:
         services.websocket_connections -= 1
+        services.metrics.websockets.dec()
         if ws.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(RuntimeError):
                 await ws.close()
