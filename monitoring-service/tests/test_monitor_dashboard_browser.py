@@ -125,3 +125,24 @@ async def test_dashboard_shows_outage_and_recovery(
         await page.screenshot(path=str(SCREENSHOT), full_page=True)
         await browser.close()
     assert SCREENSHOT.stat().st_size > 0
+
+
+async def test_the_monitors_own_requests_are_counted_by_route_template(
+    dashboard_url: str,
+) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient(base_url=dashboard_url, timeout=5.0) as client:
+        assert (await client.get("/api/status")).status_code == 200
+        assert (await client.get("/api/alerts", params={"limit": 5})).status_code == 200
+        body = (await client.get("/metrics")).text
+    counted = {
+        (sample.labels["route"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(body)
+        if family.name == "trollama_http_requests"
+        for sample in family.samples
+        if sample.name == "trollama_http_requests_total" and sample.labels["service"] == "monitor"
+    }
+    assert counted[("/api/status", "200")] >= 1
+    assert counted[("/api/alerts", "200")] == 1

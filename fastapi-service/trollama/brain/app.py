@@ -10,11 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from trollama.brain.api import admin_persona, community, http, message_log, outbox, user_memory, ws
-from trollama.brain.api.metrics import HttpMetricsMiddleware
 from trollama.brain.api.metrics import router as metrics_router
 from trollama.brain.api.ws import STORE_DOWN_MESSAGE
 from trollama.brain.persona.errors import PersonaError
 from trollama.brain.services import Services
+from trollama.common.http_metrics import HttpMetricsMiddleware
 from trollama.common.store.base import StoreError
 
 
@@ -46,7 +46,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(message_log.router)
     app.include_router(outbox.router)
     app.include_router(metrics_router)
-    app.add_middleware(HttpMetricsMiddleware, metrics=services.metrics)
+    app.add_middleware(HttpMetricsMiddleware, metrics=services.metrics.http)
     return app
 
 

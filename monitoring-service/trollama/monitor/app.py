@@ -28,6 +28,7 @@ from trollama.common.health import (
     overall,
     run_checks,
 )
+from trollama.common.http_metrics import HttpMetricsMiddleware
 from trollama.monitor.alerts import MAX_ALERTS_LISTED, Alert
 from trollama.monitor.extras import Extras
 from trollama.monitor.service import Monitor
@@ -57,6 +58,7 @@ def create_app(monitor: Monitor) -> FastAPI:
         summary="Health, uptime and alerts of every Trollama service.",
         lifespan=lifespan,
     )
+    app.add_middleware(HttpMetricsMiddleware, metrics=monitor.metrics.http)
     builder = StatusBuilder(monitor)
     _routes(app, monitor, builder)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from trollama.common.metrics import HttpMetrics
 from trollama.common.store.base import ItemStore
 from trollama.monitor.alerts import AlertEngine, AlertRepository
 from trollama.monitor.extras import ExtrasCollector
@@ -29,6 +30,7 @@ class MonitorMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self.http = HttpMetrics(self.registry, "monitor")
         self.polls = Counter(
             "trollama_monitor_polls", "Completed poll rounds.", registry=self.registry
         )
