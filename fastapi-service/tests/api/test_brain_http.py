@@ -224,3 +224,34 @@ async def test_per_user_model_preference_applies_to_later_requests(
     async with httpx.AsyncClient(base_url=brain.url) as client:
         await client.put("/api/users/alice/model", json={"model": None}, headers=alice)
         assert (await client.get("/api/users/alice/model", headers=alice)).json() == {"model": None}
+
+
+async def test_health_shows_log_lines_spooled_while_the_log_service_is_away(
+    brain: Any, tmp_path: Any
+) -> None:
+    import logging
+    import socket
+
+    from trollama.common.log_shipping import ShippingHandler
+
+    with socket.socket() as sock:  # a port where no log service listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    handler = ShippingHandler("brain", host="127.0.0.1", port=port, spool_dir=tmp_path)
+    brain.services.log_shipping = handler
+    logger = logging.getLogger("trollama.test.shipping")
+    logger.addHandler(handler)
+    try:
+        logger.warning("a line for the absent log service")
+        for _ in range(100):
+            if handler.stats().spooled:
+                break
+            await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=brain.url) as client:
+            info = (await client.get("/health")).json()["info"]
+    finally:
+        logger.removeHandler(handler)
+        await asyncio.to_thread(handler.close)
+    assert info["log_shipping"]["spooled"] >= 1
+    assert info["log_shipping"]["connected"] is False
+    assert info["log_shipping"]["dropped"] == 0

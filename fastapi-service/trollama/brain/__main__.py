@@ -24,12 +24,14 @@ def main() -> int:
         return EXIT_CONFIG
     for secret in (settings.relay_shared_secret, settings.jwt_secret_key):
         register_secret(secret.get_secret_value())
-    configure_logging(
+    shipping = configure_logging(
         "brain", level=settings.log_level, json_lines=settings.log_json, shipping=settings
     )
     if settings.dev_mode:
         logging.getLogger(__name__).warning("DEV_MODE is on: default secrets are accepted")
-    app = create_app(build_services(settings))
+    services = build_services(settings)
+    services.log_shipping = shipping
+    app = create_app(services)
     uvicorn.run(
         app,
         host=settings.brain_host,

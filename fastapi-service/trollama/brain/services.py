@@ -34,6 +34,7 @@ from trollama.brain.routing.classifier import Router
 from trollama.brain.routing.profiles import Profile, load_profile
 from trollama.brain.routing.routes import parse_route
 from trollama.brain.settings import BrainSettings
+from trollama.common.log_shipping import ShippingHandler
 from trollama.common.store.base import ItemStore
 from trollama.common.store.factory import open_store
 
@@ -65,6 +66,8 @@ class Services:
     metrics: BrainMetrics
     #: The persona's background jobs (scheduled only when background_jobs_enabled).
     jobs: PersonaJobs | None = None
+    #: The handler shipping this process's logs to the logging service (set by __main__).
+    log_shipping: ShippingHandler | None = None
     started_at: float = field(default_factory=time.time)
     websocket_connections: int = 0
     _heartbeat: asyncio.Task[None] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 import uuid
@@ -284,11 +285,19 @@ async def health(services: ServicesDep, response: Response) -> HealthReport:
             "simulated_model_server": services.settings.model_server_simulated,
             "running": services.pipeline.running,
             "websocket_connections": services.websocket_connections,
+            **_shipping_info(services),
         },
     )
     if report.status is HealthStatus.UNHEALTHY:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return report
+
+
+def _shipping_info(services: Services) -> dict[str, object]:
+    """The log shipping counters (lines spooled while the logging service is away)."""
+    if services.log_shipping is None:
+        return {}
+    return {"log_shipping": dataclasses.asdict(services.log_shipping.stats())}
 
 
 async def _check_store(services: Services) -> ComponentHealth:
