@@ -21,7 +21,9 @@ def main() -> int:
     settings = load_settings(MonitorSettings, "trollama-monitor")
     if settings is None:
         return EXIT_CONFIG
-    configure_logging("monitor", level=settings.log_level, json_lines=settings.log_json)
+    configure_logging(
+        "monitor", level=settings.log_level, json_lines=settings.log_json, shipping=settings
+    )
     app = create_app(Monitor(settings, open_store(settings.store)))
     uvicorn.run(
         app,
