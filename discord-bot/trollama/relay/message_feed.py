@@ -30,6 +30,7 @@ from discord.ext import commands
 from pydantic import BaseModel, Field
 
 from trollama.common.protocol import MAX_ID_CHARS
+from trollama.common.tasks import cancel_and_wait
 from trollama.relay.brain_api import BrainApiError, ValueRefused
 
 if TYPE_CHECKING:
@@ -161,9 +162,7 @@ class MessageFeed:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         if len(self.buffer):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FINAL_FLUSH_SECONDS):

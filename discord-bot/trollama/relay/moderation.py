@@ -26,6 +26,7 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown, format_dt, utcnow
 
+from trollama.common.tasks import cancel_and_wait
 from trollama.relay.brain_api import AuditEntry, BrainApi, BrainApiError, BrainUnavailable
 
 if TYPE_CHECKING:
@@ -191,10 +192,7 @@ class AuditOutbox:
     async def stop(self) -> None:
         """Stop sending; entries still held get one last, short chance."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if self._entries:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.flush(), STOP_FLUSH_SECONDS)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, TypeVar
 import discord
 from discord.ext import commands
 
+from trollama.common.tasks import cancel_and_wait
 from trollama.relay.brain_api import BrainApiError, OutboxItem
 from trollama.relay.emotes import guild_emotes, render_emotes
 from trollama.relay.splitting import DISCORD_MESSAGE_LIMIT, split_message
@@ -85,10 +86,7 @@ class OutboxConsumer(commands.Cog, name="Outbox"):
 
     async def cog_unload(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     def wake(self) -> None:
         """Poll now instead of at the next interval."""

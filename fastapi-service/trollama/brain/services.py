@@ -7,7 +7,6 @@ Tests and benchmarks build the same object with their own store or backends
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from trollama.brain.settings import BrainSettings
 from trollama.common.log_shipping import ShippingHandler
 from trollama.common.store.base import ItemStore
 from trollama.common.store.factory import open_store
+from trollama.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,7 @@ class Services:
         if self.jobs is not None:
             await self.jobs.stop()
         await self.pipeline.stop()
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        await cancel_and_wait(self._heartbeat)
         await self.backends.close_all()
         await self.store.close()
 

@@ -15,7 +15,6 @@ Each job can also be run by hand (:meth:`PersonaJobs.run`, and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import secrets
@@ -46,6 +45,7 @@ from trollama.brain.persona.quiet_hours import QuietHours, quiet_hours_or_none
 from trollama.brain.persona.status import DynamicStatus, StatusReport
 from trollama.brain.settings import BrainSettings
 from trollama.common.store.base import ItemStore
+from trollama.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +139,7 @@ class PersonaJobs:
     async def stop(self) -> None:
         """Stop the schedule; a job cut short resumes at its next run."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run_forever(self) -> None:
         await self._sleep(STARTUP_DELAY_SECONDS)

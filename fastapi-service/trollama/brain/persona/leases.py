@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from trollama.common.store.base import ConditionFailed, ItemStore, StoreError, Table
 from trollama.common.store.conditions import Eq, Lt, NotExists, Or
+from trollama.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +145,7 @@ class JobLeases:
                 raise LeaseLost(f"the lease on {job!r} was lost while it ran") from None
             raise
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await cancel_and_wait(renewer)
             with contextlib.suppress(StoreError):
                 await self.release(job)
 
