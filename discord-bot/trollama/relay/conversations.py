@@ -30,6 +30,7 @@ from trollama.common.protocol import (
     StatusFrame,
     StatusKind,
 )
+from trollama.relay.access import is_bot_admin
 from trollama.relay.brain_link import LinkFull, LinkState, LinkStateError
 from trollama.relay.emotes import EmoteSink, emoji_names, guild_emotes
 from trollama.relay.merging import MessageMerger
@@ -162,7 +163,6 @@ class Conversations(commands.Cog):
         text = "\n".join(strip_mentions(m.content, me.id) for m in messages)
         attachments = [a for m in messages for a in await self._attachments(m)]
         author = first.author
-        permissions = getattr(author, "guild_permissions", None)
         return RequestFrame(
             request_id=str(first.id),
             user_id=str(author.id),
@@ -172,7 +172,7 @@ class Conversations(commands.Cog):
             guild_id=str(first.guild.id) if first.guild else None,
             content=text[:MAX_CONTENT_CHARS],
             attachments=attachments[:10],
-            is_admin=bool(permissions and permissions.administrator),
+            is_admin=is_bot_admin(author, self.bot.settings),
             emojis=emoji_names(first.guild),
         )
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import cast
+
 from trollama.brain.persona.channels import ChannelSettings, ChannelSettingsStore
 from trollama.common.store.base import ItemStore
+from trollama.testkit.racing import RacingStore
 from trollama.testkit.store_fixtures import StoreFactory
 
 T0 = 1_700_000_000.0
@@ -91,3 +95,18 @@ async def test_another_replica_sees_the_settings(store_factory: StoreFactory) ->
 
     assert (await other.get("c1")).proactive is True
     assert await other.proactive_channels() == ["c1"]
+
+
+async def test_two_admins_changing_one_channel_at_once_both_land(
+    store_factory: StoreFactory,
+) -> None:
+    racers = [RacingStore(store_factory.open()) for _ in range(2)]
+    first, second = (ChannelSettingsStore(cast(ItemStore, r)) for r in racers)
+    await first.update("c1", guild_id="g1")
+
+    await asyncio.gather(first.update("c1", log_opt_out=True), second.update("c1", proactive=True))
+
+    assert sum(r.refused for r in racers) > 0  # the admins did race
+    settings = await first.get("c1")
+    assert (settings.log_opt_out, settings.proactive, settings.guild_id) == (True, True, "g1")
+    assert await second.proactive_channels() == ["c1"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
@@ -16,7 +16,8 @@ from trollama.brain.persona.profiles import (
     UserProfiles,
     user_key,
 )
-from trollama.common.store.base import ConditionFailed, ItemStore, Table
+from trollama.common.store.base import ItemStore, Table
+from trollama.testkit.racing import RacingStore
 from trollama.testkit.store_fixtures import StoreFactory
 
 T0 = 1_700_000_000.0
@@ -130,34 +131,10 @@ async def test_users_are_separate(store: ItemStore) -> None:
     assert (await profiles.require("2")).current_name == "Bob"
 
 
-class Racing:
-    """An item store that yields to other tasks after every call and counts
-    refused writes: SQLite answers small calls inline, so without the yield
-    concurrent read-modify-write cycles would never overlap."""
-
-    def __init__(self, inner: ItemStore) -> None:
-        self._inner = inner
-        self.refused = 0
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._inner, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                result = await method(*args, **kwargs)
-            except ConditionFailed:
-                self.refused += 1
-                raise
-            await asyncio.sleep(0)
-            return result
-
-        return call
-
-
 async def test_concurrent_sightings_all_land(store_factory: StoreFactory) -> None:
     # each writer loses at most one race to each other writer, so this many always land
     names = [f"name {n}" for n in range(MAX_WRITE_ATTEMPTS)]
-    racers = [Racing(store_factory.open()) for _ in names]
+    racers = [RacingStore(store_factory.open()) for _ in names]
     replicas = [UserProfiles(cast(ItemStore, r)) for r in racers]
     await replicas[0].seen("42", "origin", at=T0)
 

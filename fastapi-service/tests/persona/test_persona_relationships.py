@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from pydantic import ValidationError
@@ -17,7 +17,8 @@ from trollama.brain.persona.relationships import (
     RelationshipChange,
     Relationships,
 )
-from trollama.common.store.base import ConditionFailed, ItemStore
+from trollama.common.store.base import ItemStore
+from trollama.testkit.racing import RacingStore
 from trollama.testkit.store_fixtures import StoreFactory
 
 T0 = 1_700_000_000.0
@@ -34,30 +35,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class Racing:
-    """An item store that yields to other tasks after every call and counts
-    refused writes: SQLite answers small calls inline, so without the yield
-    concurrent read-modify-write cycles would never overlap."""
-
-    def __init__(self, inner: ItemStore) -> None:
-        self._inner = inner
-        self.refused = 0
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._inner, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                result = await method(*args, **kwargs)
-            except ConditionFailed:
-                self.refused += 1
-                raise
-            await asyncio.sleep(0)
-            return result
-
-        return call
 
 
 def values(relationship: Relationship) -> dict[str, float]:
@@ -115,7 +92,7 @@ async def test_nudges_stop_at_the_bounds(store: ItemStore, direction: float) -> 
 
 async def test_concurrent_nudges_are_all_counted(store_factory: StoreFactory) -> None:
     # each writer loses at most one race to each other writer, so this many always land
-    racers = [Racing(store_factory.open()) for _ in range(MAX_WRITE_ATTEMPTS)]
+    racers = [RacingStore(store_factory.open()) for _ in range(MAX_WRITE_ATTEMPTS)]
     replicas = [Relationships(cast(ItemStore, r)) for r in racers]
     rounds = 3
 

@@ -13,8 +13,11 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from trollama.common.store.base import Delete, ItemStore, Put, Table
+from trollama.common.store.base import ConditionFailed, Delete, ItemStore, Put, Table
+from trollama.common.store.conditions import Eq, NotExists
 
+#: Attempts at an update that raced with another admin's.
+MAX_WRITE_ATTEMPTS = 5
 #: Most channels with proactive engagement (bounds the job's work).
 MAX_PROACTIVE_CHANNELS = 500
 
@@ -55,29 +58,52 @@ class ChannelSettingsStore:
         log_opt_out: bool | None = None,
         proactive: bool | None = None,
     ) -> ChannelSettings:
-        current = await self.get(channel_id)
-        changes: dict[str, object] = {"updated_at": self._clock()}
+        changes: dict[str, object] = {}
         if guild_id is not None:
             changes["guild_id"] = guild_id
         if log_opt_out is not None:
             changes["log_opt_out"] = log_opt_out
         if proactive is not None:
             changes["proactive"] = proactive
-        updated = current.model_copy(update=changes)
-        listing = (
-            Put(
-                Table.CHANNEL_SETTINGS,
-                {"pk": _PROACTIVE, "sk": channel_id, "guild_id": updated.guild_id},
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            item = await self._store.get(Table.CHANNEL_SETTINGS, channel_key(channel_id), _SK)
+            current = (
+                ChannelSettings.model_validate(item)
+                if item
+                else ChannelSettings(channel_id=channel_id)
             )
-            if updated.proactive
-            else Delete(Table.CHANNEL_SETTINGS, _PROACTIVE, channel_id)
-        )
-        body = {"pk": channel_key(channel_id), "sk": _SK, **updated.model_dump(mode="json")}
-        await self._store.transact([Put(Table.CHANNEL_SETTINGS, body), listing])
-        return updated
+            updated = current.model_copy(update={**changes, "updated_at": self._clock()})
+            version = int(item.get("version", 0)) if item else 0
+            body = {
+                "pk": channel_key(channel_id),
+                "sk": _SK,
+                "version": version + 1,
+                **updated.model_dump(mode="json"),
+            }
+            write = Put(
+                Table.CHANNEL_SETTINGS,
+                body,
+                condition=Eq("version", version) if item else NotExists(),
+            )
+            try:
+                await self._store.transact([write, _listing(updated)])
+            except ConditionFailed:
+                continue  # another admin changed it meanwhile: apply ours on top of theirs
+            return updated
+        raise ConditionFailed("the channel's settings kept changing; try again")
 
     async def proactive_channels(self) -> list[str]:
         page = await self._store.query(
             Table.CHANNEL_SETTINGS, _PROACTIVE, limit=MAX_PROACTIVE_CHANNELS
         )
         return [str(item["sk"]) for item in page.items]
+
+
+def _listing(settings: ChannelSettings) -> Put | Delete:
+    """The channel's entry in the proactive listing, present exactly when enabled."""
+    if settings.proactive:
+        return Put(
+            Table.CHANNEL_SETTINGS,
+            {"pk": _PROACTIVE, "sk": settings.channel_id, "guild_id": settings.guild_id},
+        )
+    return Delete(Table.CHANNEL_SETTINGS, _PROACTIVE, settings.channel_id)
