@@ -120,6 +120,12 @@ async def test_queue_full_is_shown_in_the_thread(stack_factory: Any, fake_ollama
             await fake.user_message(fake.general.id, user, f"question {i}", mentions_bot=True)
             for i, user in enumerate(users)
         ]
-        await answered(stack, sent[2].id, "❌")
+        # one runs, one waits, one is refused; which one depends on the order the
+        # three threads were created in, so look for the refusal on any of them
+        await fake.wait_for(
+            lambda: any("❌" in fake.current_reactions(m.id) for m in sent), timeout=20
+        )
         texts = [t for th in fake.threads() for t in bot_texts(stack, th.id)]
+        refused = [m for m in sent if "❌" in fake.current_reactions(m.id)]
+    assert len(refused) == 1
     assert any("queue is full" in t.lower() for t in texts)
