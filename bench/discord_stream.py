@@ -44,13 +44,20 @@ visible text p95, over all answers).
 
 from __future__ import annotations
 
+import os
+import sys
+
+# bench/logging.py (the issue names it) would shadow the standard library's
+# ``logging`` for scripts run from this folder: drop the folder from the path.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
 import argparse
 import asyncio
 import math
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict, deque

@@ -26,6 +26,14 @@ Targets: context building p95 ≤ 20 ms on SQLite; consolidation peak RSS
 
 from __future__ import annotations
 
+import os
+import sys
+
+# bench/logging.py (the issue names it) would shadow the standard library's
+# ``logging`` for scripts run from this folder: drop the folder from the path.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
 import argparse
 import asyncio
 import gc
@@ -55,6 +63,10 @@ from trollama.common.store.factory import open_store
 from trollama.testkit.fake_ollama import FakeOllama, embed_text
 from trollama.testkit.script import ModelScript, Reply
 
+#: Embedding length, as the brain asks of the model by default (EMBEDDING_DIMENSIONS).
+EMBEDDING_DIMENSIONS = 256
+#: What the stored vectors say made them (the embedder's label for the profile's model).
+EMBEDDER_LABEL = f"{load_profile('conservative').embedding_model}@{EMBEDDING_DIMENSIONS}"
 #: Seconds between two samples of the process's memory.
 RSS_SAMPLE_SECONDS = 0.02
 #: Messages written to the log per batch while seeding.
@@ -129,6 +141,7 @@ def persona_for(store: ItemStore, url: str) -> tuple[Persona, OllamaBackend]:
         backend_for=lambda _model: backend,
         embedding_model=load_profile("conservative").embedding_model,
         embedding_timeout_seconds=10,
+        embedding_dimensions=EMBEDDING_DIMENSIONS,
     )
     return persona, backend
 
@@ -147,8 +160,8 @@ def user_facts(user_id: str, count: int) -> list[MemoryFact]:
                 text,
                 at=DAY_START - index * 60,
                 category=topic.split()[0],
-                embedding=encode(embed_text(text)),
-                embedding_model="bench",
+                embedding=encode(embed_text(text, EMBEDDING_DIMENSIONS)),
+                embedding_model=EMBEDDER_LABEL,
             )
         )
     return facts

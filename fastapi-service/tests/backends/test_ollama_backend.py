@@ -218,3 +218,11 @@ async def test_a_json_schema_is_sent_as_ollamas_format(
     )
     assert text == '{"facts": []}'
     assert fake_ollama.requests_to("/api/chat")[-1].body["format"] == schema
+
+
+async def test_embed_asks_for_shorter_vectors_when_told(
+    fake_ollama: ServerThread[FakeOllama], ollama_backend: OllamaBackend
+) -> None:
+    vectors = await ollama_backend.embed("qwen3-embedding:4b", ["a", "b"], dimensions=64)
+    assert [len(v) for v in vectors] == [64, 64]
+    assert fake_ollama.requests_to("/api/embed")[-1].body["dimensions"] == 64

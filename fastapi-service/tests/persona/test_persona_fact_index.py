@@ -69,3 +69,16 @@ async def test_facts_without_embeddings_have_no_matrix(sqlite_store: ItemStore) 
     await facts.add(new_fact("u1", "No vector yet", at=NOW))
     indexed = await FactIndex(facts).active("u1")
     assert indexed.matrix is None and len(indexed.facts) == 1
+
+
+async def test_only_vectors_of_the_current_embedder_are_used(sqlite_store: ItemStore) -> None:
+    facts = MemoryFacts(sqlite_store, clock=lambda: NOW)
+    await facts.add(
+        new_fact("u1", "Ours", at=NOW, embedding=vector(1), embedding_model="embed@256")
+    )
+    await facts.add(
+        new_fact("u1", "Older model", at=NOW + 1, embedding=vector(2), embedding_model="old@1024")
+    )
+    indexed = await FactIndex(facts, embedder_label="embed@256").active("u1")
+    assert indexed.matrix is not None
+    assert indexed.matrix[0].any() and not indexed.matrix[1].any()  # the other one: no similarity

@@ -199,3 +199,17 @@ async def test_slow_model_is_an_embedding_error(
 
     with pytest.raises(EmbeddingError, match=f"took over {EMBED_TIMEOUT_SECONDS:g} s"):
         await embedder.embed(["anything"])
+
+
+async def test_shortened_vectors_and_the_label_that_says_so(
+    ollama_backend: OllamaBackend,
+) -> None:
+    full = embedder_on(ollama_backend)
+    short = Embedder(
+        lambda _: ollama_backend,
+        EMBEDDING_MODEL,
+        timeout_seconds=READ_TIMEOUT_SECONDS,
+        dimensions=32,
+    )
+    assert (await short.embed_one("green tea")).size == 32
+    assert full.label == EMBEDDING_MODEL and short.label == f"{EMBEDDING_MODEL}@32"

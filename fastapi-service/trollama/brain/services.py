@@ -192,6 +192,7 @@ def build_services(
         backend_for=backends.backend_for,
         embedding_model=profile.embedding_model,
         embedding_timeout_seconds=settings.embedding_timeout_seconds,
+        embedding_dimensions=settings.embedding_dimensions or None,
     )
     pipeline = Pipeline(
         queue=queue,

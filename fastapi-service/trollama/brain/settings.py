@@ -83,6 +83,10 @@ class BrainSettings(ServiceSettings):
     channel_context_token_budget: int = 1500
     #: Seconds to wait for the embedding model before ranking facts without it.
     embedding_timeout_seconds: float = 5.0
+    #: Length of the memory embeddings asked of the model (models such as
+    #: qwen3-embedding can shorten theirs; 0 = the model's full length). Shorter
+    #: vectors keep each stored fact small and ranking fast.
+    embedding_dimensions: int = Field(default=256, ge=0, le=8192)
 
     # --- background jobs (one brain runs each, by a lease in the store)
     #: Run the jobs below in this brain (another brain holding the lease runs them otherwise).

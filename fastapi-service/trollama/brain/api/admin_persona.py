@@ -284,7 +284,7 @@ async def add_memory(
         at=time.time(),
         category=body.category,
         embedding=embedding,
-        embedding_model=persona.embedder.model if embedding else None,
+        embedding_model=persona.embedder.label if embedding else None,
     )
     await persona.facts.add(fact)
     _record(actor, "memory.add", f"{user_id}/{fact.fact_id}")
@@ -324,7 +324,7 @@ async def edit_memory(
         text=text,
         category=body.category,
         embedding=embedding,
-        embedding_model=persona.embedder.model if embedding else None,
+        embedding_model=persona.embedder.label if embedding else None,
     )
     _record(actor, "memory.edit", f"{user_id}/{fact_id}")
     return FactSaved(fact=FactView.of(fact), notice=notice)

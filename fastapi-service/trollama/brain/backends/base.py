@@ -117,8 +117,11 @@ class ModelBackend(ABC):
         parts = [c.text async for c in self.stream_chat(model, messages, options=options)]
         return "".join(parts)
 
-    async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
-        """One embedding vector per text (Ollama /api/embed, OpenAI /v1/embeddings)."""
+    async def embed(
+        self, model: str, texts: Sequence[str], *, dimensions: int | None = None
+    ) -> list[list[float]]:
+        """One embedding vector per text (Ollama /api/embed, OpenAI /v1/embeddings);
+        ``dimensions`` asks a model that supports it for shorter vectors."""
         raise BackendError(f"The {self.name} server does not serve embeddings.")
 
     @abstractmethod

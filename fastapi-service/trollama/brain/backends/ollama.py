@@ -127,10 +127,12 @@ class OllamaBackend(ModelBackend):
             strands_model, messages, tools, lambda exc: self._error(exc, model)
         )
 
-    async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(
+        self, model: str, texts: Sequence[str], *, dimensions: int | None = None
+    ) -> list[list[float]]:
         try:
             response = await self._client.embed(
-                model=model, input=list(texts), keep_alive=self._keep_alive
+                model=model, input=list(texts), keep_alive=self._keep_alive, dimensions=dimensions
             )
         except Exception as exc:
             raise self._error(exc, model) from exc

@@ -117,9 +117,12 @@ class OpenAICompatBackend(ModelBackend):
             strands_model, messages, tools, lambda exc: self._error(exc, model)
         )
 
-    async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(
+        self, model: str, texts: Sequence[str], *, dimensions: int | None = None
+    ) -> list[list[float]]:
+        extra: dict[str, Any] = {} if dimensions is None else {"dimensions": dimensions}
         try:
-            response = await self._client.embeddings.create(model=model, input=list(texts))
+            response = await self._client.embeddings.create(model=model, input=list(texts), **extra)
         except Exception as exc:
             raise self._error(exc, model) from exc
         vectors = [list(entry.embedding) for entry in sorted(response.data, key=lambda e: e.index)]

@@ -52,6 +52,7 @@ def build_persona(
     backend_for: Callable[[str], ModelBackend],
     embedding_model: str,
     embedding_timeout_seconds: float,
+    embedding_dimensions: int | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Persona:
     return Persona(
@@ -62,5 +63,10 @@ def build_persona(
         state=GlobalState(store, clock=clock),
         channels=ChannelSettingsStore(store, clock=clock),
         log=MessageLog(store, clock=clock),
-        embedder=Embedder(backend_for, embedding_model, timeout_seconds=embedding_timeout_seconds),
+        embedder=Embedder(
+            backend_for,
+            embedding_model,
+            timeout_seconds=embedding_timeout_seconds,
+            dimensions=embedding_dimensions,
+        ),
     )

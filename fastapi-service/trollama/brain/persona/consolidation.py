@@ -276,7 +276,7 @@ class Consolidator:
 
     async def _vectors_of(self, facts: Sequence[MemoryFact]) -> list[Vector]:
         """Stored vectors of the current model; missing ones embedded and saved."""
-        model = self._persona.embedder.model
+        model = self._persona.embedder.label
         found: list[Vector | None] = [
             decode(f.embedding) if f.embedding and f.embedding_model in (None, model) else None
             for f in facts
@@ -295,7 +295,7 @@ class Consolidator:
                 fact.user_id,
                 fact.fact_id,
                 embedding=encode(vector),
-                embedding_model=self._persona.embedder.model,
+                embedding_model=self._persona.embedder.label,
             )
         except PersonaError:
             log.info("fact %s was deleted while consolidating", fact.fact_id)
@@ -312,7 +312,7 @@ class Consolidator:
         once when a known fact changed meanwhile)."""
         vectors = await self._embed_facts(facts)
         for attempt in range(MAX_COMMIT_ATTEMPTS):
-            plan = plan_chunk(state, facts, vectors, messages, self._persona.embedder.model)
+            plan = plan_chunk(state, facts, vectors, messages, self._persona.embedder.label)
             try:
                 await self._store.transact(
                     [*plan.ops(), bump_op(state.author_id), _cursor_op(state.author_id, through)]

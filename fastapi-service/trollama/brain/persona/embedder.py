@@ -23,10 +23,19 @@ class Embedder:
         model: str,
         *,
         timeout_seconds: float,
+        dimensions: int | None = None,
     ) -> None:
         self._backend_for = backend_for
         self.model = model
         self._timeout = timeout_seconds
+        #: Vector length asked of the model (None: its full length).
+        self.dimensions = dimensions
+
+    @property
+    def label(self) -> str:
+        """What made a stored vector: the model, and the length asked of it.
+        Vectors with another label are embedded again before they are compared."""
+        return f"{self.model}@{self.dimensions}" if self.dimensions else self.model
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         """One unit vector per text, in order."""
@@ -35,7 +44,9 @@ class Embedder:
             batch = list(texts[start : start + MAX_EMBED_BATCH])
             try:
                 async with asyncio.timeout(self._timeout):
-                    raw = await self._backend_for(self.model).embed(self.model, batch)
+                    raw = await self._backend_for(self.model).embed(
+                        self.model, batch, dimensions=self.dimensions
+                    )
             except TimeoutError as exc:
                 raise EmbeddingError(f"{self.model} took over {self._timeout:g} s") from exc
             except BackendError as exc:

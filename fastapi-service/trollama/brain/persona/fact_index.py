@@ -30,14 +30,23 @@ class IndexedFacts:
     version: int
     #: Active facts, oldest first.
     facts: tuple[MemoryFact, ...]
-    #: One row per fact (zero rows for facts without an embedding or of another
-    #: length); None when no fact has an embedding.
+    #: One row per fact (zero rows for facts without an embedding, or with one
+    #: another embedder made); None when no fact has a usable embedding.
     matrix: Vector | None
     nbytes: int
 
 
-def index_facts(version: int, facts: list[MemoryFact]) -> IndexedFacts:
-    vectors = [decode(f.embedding) if f.embedding else None for f in facts]
+def index_facts(
+    version: int, facts: list[MemoryFact], embedder_label: str | None = None
+) -> IndexedFacts:
+    """The facts and their vectors; with ``embedder_label``, only vectors that
+    embedder made (or of unknown origin) count."""
+    vectors = [
+        decode(f.embedding)
+        if f.embedding and (embedder_label is None or f.embedding_model in (None, embedder_label))
+        else None
+        for f in facts
+    ]
     sizes = [v.size for v in vectors if v is not None]
     matrix: Vector | None = None
     if sizes:
@@ -53,8 +62,15 @@ def index_facts(version: int, facts: list[MemoryFact]) -> IndexedFacts:
 class FactIndex:
     """Bounded (:data:`MAX_INDEX_BYTES`) least-recently-used index, per user."""
 
-    def __init__(self, facts: MemoryFacts, *, max_bytes: int = MAX_INDEX_BYTES) -> None:
+    def __init__(
+        self,
+        facts: MemoryFacts,
+        *,
+        embedder_label: str | None = None,
+        max_bytes: int = MAX_INDEX_BYTES,
+    ) -> None:
         self._facts = facts
+        self._embedder_label = embedder_label
         self._max_bytes = max_bytes
         self._entries: OrderedDict[str, IndexedFacts] = OrderedDict()
         self._bytes = 0
@@ -75,7 +91,8 @@ class FactIndex:
         if cached is not None and cached.version == version:
             self._entries.move_to_end(user_id)
             return cached
-        indexed = index_facts(version, await self._facts.facts(user_id))
+        facts = await self._facts.facts(user_id)
+        indexed = index_facts(version, facts, self._embedder_label)
         self._put(user_id, indexed)
         return indexed
 

@@ -227,7 +227,7 @@ class PersonaPrompt:
         self._budgets = budgets
         self._templates = templates or LayerTemplates.load()
         self._clock = clock
-        self._fact_index = FactIndex(persona.facts)
+        self._fact_index = FactIndex(persona.facts, embedder_label=persona.embedder.label)
 
     async def system_layers(self, request: RequestFrame) -> str:
         """Persona, user, memories, relationship, mood and emotes, joined.
