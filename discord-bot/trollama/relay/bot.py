@@ -12,11 +12,12 @@ from aiohttp import web
 from discord.ext import commands
 
 from trollama.common.health import HealthReport
+from trollama.common.health_server import health_app
 from trollama.relay.access import AccessRules
 from trollama.relay.admin_commands import AdminCommands
 from trollama.relay.brain_api import BrainApi, http_base
 from trollama.relay.conversations import Conversations
-from trollama.relay.health import MeteredBrainLink, RelayMetrics, health_app, relay_report
+from trollama.relay.health import MeteredBrainLink, RelayMetrics, relay_report
 from trollama.relay.memory_commands import MemoryCommands
 from trollama.relay.message_feed import MessageFeedCog
 from trollama.relay.moderation import Moderation

@@ -5,9 +5,7 @@ listens on loopback by default, like any exporter)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
-from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from trollama.common import metrics as m
@@ -17,30 +15,6 @@ from trollama.relay.brain_link import BrainLink, FrameHandler, LinkState
 
 VERSION = "0.1.0"
 SERVICE = "relay"
-
-
-def health_app(
-    report: Callable[[], HealthReport], metrics: Callable[[], tuple[bytes, str]] | None = None
-) -> web.Application:
-    """``/health`` from ``report``; ``/metrics`` when ``metrics`` renders them."""
-
-    async def handle(_: web.Request) -> web.Response:
-        body = report()
-        code = 503 if body.status is HealthStatus.UNHEALTHY else 200
-        return web.Response(
-            text=body.model_dump_json(), status=code, content_type="application/json"
-        )
-
-    async def handle_metrics(_: web.Request) -> web.Response:
-        assert metrics is not None
-        body, content_type = metrics()
-        return web.Response(body=body, headers={"Content-Type": content_type})
-
-    app = web.Application()
-    app.router.add_get("/health", handle)
-    if metrics is not None:
-        app.router.add_get("/metrics", handle_metrics)
-    return app
 
 
 class RelayMetrics:

@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from trollama.common.health import ComponentHealth, HealthReport, HealthStatus, overall
-from trollama.common.metrics import new_registry
-from trollama.logsink.health import health_app
+from trollama.common.health_server import health_app
+from trollama.common.metrics import metrics_response, new_registry
 from trollama.logsink.metrics import SinkStats
 from trollama.logsink.records import Outcome, Record, parse_line
 from trollama.logsink.retention import cutoff_day, delete_old_days
@@ -201,7 +201,8 @@ class LogSink:
             await job()
 
     async def _start_health(self) -> None:
-        self._health = web.AppRunner(health_app(self.health_report, self.registry), access_log=None)
+        app = health_app(self.health_report, lambda: metrics_response(self.registry))
+        self._health = web.AppRunner(app, access_log=None)
         await self._health.setup()
         site = web.TCPSite(self._health, self.settings.logsink_host, self._health_port)
         await site.start()
