@@ -91,10 +91,11 @@ class ProactiveEngagement:
         report.round_skipped = await self._round_blocker()
         if report.round_skipped is not None:
             return report
+        unsent = await self._unsent_channels()  # once per round, not per channel
         for channel_id in await self._persona.channels.proactive_channels():
             report.channels += 1
             try:
-                await self._channel(channel_id, report)
+                await self._channel(channel_id, unsent, report)
             except OutboxFull as exc:
                 log.warning("proactive round stopped: %s", exc)
                 report.skip("outbox full")
@@ -109,7 +110,7 @@ class ProactiveEngagement:
             return "maintenance"
         return None
 
-    async def _channel(self, channel_id: str, report: ProactiveReport) -> None:
+    async def _channel(self, channel_id: str, unsent: set[str], report: ProactiveReport) -> None:
         if self._rng.random() >= self.chance:
             report.skip("chance")
             return
@@ -117,7 +118,7 @@ class ProactiveEngagement:
         if not window:
             report.skip("no recent messages")
             return
-        if window[-1].from_bot or channel_id in await self._unsent_channels():
+        if window[-1].from_bot or channel_id in unsent:
             report.skip("bot spoke last")
             return
         mode: Mode = "comment" if self._rng.random() < COMMENT_SHARE else "thought"
