@@ -16,11 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trollama.brain.context.tokens import count_tokens
 from trollama.brain.persona.facts import MemoryFact, MemoryFacts
 from trollama.brain.persona.vectors import Vector, decode
 
 #: Bytes of decoded facts kept for all users together (least recently used go first).
 MAX_INDEX_BYTES = 64 * 2**20
+#: Tokens each fact costs in a prompt besides its text (bullet and quotes).
+FACT_OVERHEAD_TOKENS = 2
 #: Bytes counted per fact besides its vector (text, ids, numbers).
 FACT_OVERHEAD_BYTES = 1024
 
@@ -34,6 +37,13 @@ class IndexedFacts:
     #: another embedder made); None when no fact has a usable embedding.
     matrix: Vector | None
     nbytes: int
+    #: Tokens each fact costs in a prompt (counted once per version, not per request).
+    tokens: tuple[int, ...] = ()
+
+
+def fact_tokens(fact: MemoryFact) -> int:
+    """Estimated tokens one fact costs in the prompt."""
+    return count_tokens(fact.fact) + FACT_OVERHEAD_TOKENS
 
 
 def index_facts(
@@ -56,7 +66,8 @@ def index_facts(
             if vector is not None and vector.size == width:
                 matrix[row] = vector
     nbytes = (matrix.nbytes if matrix is not None else 0) + FACT_OVERHEAD_BYTES * len(facts)
-    return IndexedFacts(version, tuple(facts), matrix, nbytes)
+    tokens = tuple(fact_tokens(f) for f in facts)
+    return IndexedFacts(version, tuple(facts), matrix, nbytes, tokens)
 
 
 class FactIndex:

@@ -27,9 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from trollama.brain.context.tokens import count_tokens
 from trollama.brain.persona.embedder import Embedder, EmbeddingError
-from trollama.brain.persona.fact_index import FactIndex
+from trollama.brain.persona.fact_index import FACT_OVERHEAD_TOKENS, FactIndex, fact_tokens
 from trollama.brain.persona.facts import MemoryFact
 from trollama.brain.persona.vectors import Vector, similarities
 
@@ -42,8 +41,6 @@ REFERENCE_WEIGHT = 0.15
 RECENCY_HALF_LIFE_DAYS = 30.0
 #: References from which on more references add nothing.
 REFERENCE_SATURATION = 50
-#: Tokens each fact costs in the prompt besides its text (bullet and quotes).
-FACT_OVERHEAD_TOKENS = 2
 #: Characters of the message embedded for ranking (its start says what it is about).
 MAX_QUERY_CHARS = 2000
 SECONDS_PER_DAY = 86_400.0
@@ -69,7 +66,8 @@ async def relevant_facts(
     if not indexed.facts:
         return []
     query = await query_vector(embedder, message)
-    return within_budget(ranked(indexed.facts, query, now, indexed.matrix), budget_tokens)
+    order = rank_order(indexed.facts, query, now, indexed.matrix)
+    return _take_within(indexed.facts, indexed.tokens, order, budget_tokens)
 
 
 async def query_vector(embedder: Embedder, message: str) -> Vector | None:
@@ -90,10 +88,15 @@ def ranked(
     """``facts`` (oldest first, as stored) best first; ties go to the newer fact.
 
     ``matrix`` holds the facts' decoded embeddings (decoded here when not given)."""
+    return [facts[index] for index in rank_order(facts, query, now, matrix)]
+
+
+def rank_order(
+    facts: Sequence[MemoryFact], query: Vector | None, now: float, matrix: Vector | None = None
+) -> list[int]:
+    """Positions of ``facts``, best first; ties go to the later (newer) fact."""
     total = scores(facts, query, now, matrix)
-    # ties go to the later fact (facts come oldest first)
-    order = np.lexsort((-np.arange(len(facts)), -total))
-    return [facts[int(index)] for index in order]
+    return [int(index) for index in np.lexsort((-np.arange(len(facts)), -total))]
 
 
 def scores(
@@ -153,6 +156,18 @@ def within_budget(facts: Sequence[MemoryFact], budget_tokens: int) -> list[Memor
     return kept
 
 
-def fact_tokens(fact: MemoryFact) -> int:
-    """Estimated tokens one fact costs in the prompt."""
-    return count_tokens(fact.fact) + FACT_OVERHEAD_TOKENS
+def _take_within(
+    facts: Sequence[MemoryFact], tokens: Sequence[int], order: Sequence[int], budget_tokens: int
+) -> list[MemoryFact]:
+    """:func:`within_budget` over ``facts`` taken in ``order``, with each fact's
+    cost known (``tokens``): stops as soon as no fact left could fit."""
+    kept: list[MemoryFact] = []
+    left = budget_tokens
+    cheapest = min(tokens, default=0)
+    for index in order:
+        if tokens[index] <= left:
+            kept.append(facts[index])
+            left -= tokens[index]
+        if left < max(cheapest, FACT_OVERHEAD_TOKENS + 1):
+            break
+    return kept
