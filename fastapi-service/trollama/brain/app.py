@@ -10,8 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from trollama.brain.api import admin_persona, community, http, message_log, outbox, user_memory, ws
+from trollama.brain.api.errors import status_mapped
 from trollama.brain.api.metrics import router as metrics_router
 from trollama.brain.api.ws import STORE_DOWN_MESSAGE
+from trollama.brain.community.polls import PollError
 from trollama.brain.persona.errors import PersonaError
 from trollama.brain.services import Services
 from trollama.common.http_metrics import HttpMetricsMiddleware
@@ -37,7 +39,8 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.add_exception_handler(StoreError, _store_unavailable)
-    app.add_exception_handler(PersonaError, admin_persona.persona_error_handler)
+    app.add_exception_handler(PersonaError, status_mapped(admin_persona.PERSONA_ERROR_STATUS))
+    app.add_exception_handler(PollError, status_mapped(community.POLL_ERROR_STATUS))
     app.include_router(http.router)
     app.include_router(ws.router)
     app.include_router(community.router)

@@ -17,8 +17,7 @@ import logging
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from trollama.brain.api.deps import AdminDep, ServicesDep, require_admin
@@ -169,12 +168,6 @@ class ChannelPatch(BaseModel):
 
 
 # ------------------------------------------------------------------ errors and helpers
-
-
-async def persona_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """An unknown entry is a 404, a refused value a 422; the message is safe to show."""
-    codes = [code for kind, code in PERSONA_ERROR_STATUS.items() if isinstance(exc, kind)]
-    return JSONResponse({"detail": str(exc)}, status_code=(codes or [400])[0])
 
 
 def acting_user(

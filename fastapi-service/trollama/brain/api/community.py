@@ -25,7 +25,6 @@ from trollama.brain.community.polls import (
     Poll,
     PollClosed,
     PollCreate,
-    PollError,
     PollList,
     PollNotFound,
     PollResult,
@@ -40,7 +39,7 @@ from trollama.common.protocol import Identifier
 router = APIRouter(prefix="/api", dependencies=[Depends(require_relay_or_admin)])
 
 #: HTTP status for each poll error.
-POLL_ERROR_STATUS: dict[type[PollError], int] = {
+POLL_ERROR_STATUS: dict[type[Exception], int] = {
     PollNotFound: status.HTTP_404_NOT_FOUND,
     PollClosed: status.HTTP_409_CONFLICT,
     VoteConflict: status.HTTP_429_TOO_MANY_REQUESTS,
@@ -64,10 +63,6 @@ def _polls(services: ServicesDep) -> PollStore:
 
 AuditLogDep = Annotated[AuditLog, Depends(_audit_log)]
 PollsDep = Annotated[PollStore, Depends(_polls)]
-
-
-def _http_error(exc: PollError) -> HTTPException:
-    return HTTPException(POLL_ERROR_STATUS.get(type(exc), status.HTTP_400_BAD_REQUEST), str(exc))
 
 
 # ------------------------------------------------------------ moderation audit log
@@ -96,10 +91,7 @@ async def audit_entries(
 @router.post("/polls", responses=POLL_ERRORS)
 async def create_poll(body: PollCreate, polls: PollsDep) -> Poll:
     """Open a poll whose message is already posted."""
-    try:
-        return await polls.create(body)
-    except PollError as exc:
-        raise _http_error(exc) from exc
+    return await polls.create(body)
 
 
 @router.get("/polls")
@@ -122,25 +114,16 @@ async def list_polls(
 @router.get("/polls/{poll_id}", responses=POLL_ERRORS)
 async def get_poll(poll_id: Identifier, polls: PollsDep) -> Poll:
     """A poll with its vote counts so far."""
-    try:
-        return await polls.get(poll_id)
-    except PollError as exc:
-        raise _http_error(exc) from exc
+    return await polls.get(poll_id)
 
 
 @router.post("/polls/{poll_id}/votes", responses=POLL_ERRORS)
 async def vote(poll_id: Identifier, body: VoteIn, polls: PollsDep) -> VoteOutcome:
     """Count a user's vote; a second vote replaces the first (``previous`` says which)."""
-    try:
-        return await polls.vote(poll_id, body.user_id, body.option)
-    except PollError as exc:
-        raise _http_error(exc) from exc
+    return await polls.vote(poll_id, body.user_id, body.option)
 
 
 @router.post("/polls/{poll_id}/close", responses=POLL_ERRORS)
 async def close_poll(poll_id: Identifier, polls: PollsDep) -> PollResult:
     """Close the poll and return its result (idempotent: the same result every time)."""
-    try:
-        return await polls.close(poll_id)
-    except PollError as exc:
-        raise _http_error(exc) from exc
+    return await polls.close(poll_id)
