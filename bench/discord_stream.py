@@ -71,12 +71,14 @@ from aiohttp import web
 
 from trollama.relay.bot import RelayBot
 from trollama.relay.settings import RelaySettings
-from trollama.testkit.brain import BrainProcess, free_port, fresh_secrets
+from trollama.testkit.brain import BrainProcess, fresh_secrets
 from trollama.testkit.discord_fixtures import running_client
 from trollama.testkit.fake_discord import FakeDiscord, RecordedRequest, UserRecord
 from trollama.testkit.fake_ollama import FakeOllama
+from trollama.testkit.ports import free_port
 from trollama.testkit.script import ROUTE_PROMPT_PHRASE, ChatView, ModelScript, Reply
 from trollama.testkit.server import serve_until_signalled
+from trollama.testkit.stats import percentile
 
 #: Seconds between two edits/sends in one channel: the production setting.
 STREAM_CHUNK_INTERVAL = 1.1
@@ -109,14 +111,6 @@ FILLER = ("llamas", "graze", "on", "the", "high", "Andean", "plateau", "and", "h
 SEND = re.compile(r"^/channels/(\d+)/messages$")
 EDIT = re.compile(r"^/channels/(\d+)/messages/\d+$")
 ANY_CHANNEL_OP = re.compile(r"^/channels/(\d+)/")
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def answer_for(tag: str, tokens: int) -> str:

@@ -37,10 +37,8 @@ import argparse
 import asyncio
 import json
 import logging
-import socket
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -51,7 +49,9 @@ from trollama.common.log_shipping import ShippingHandler
 from trollama.common.store.sqlite import SqliteStore
 from trollama.testkit.brain import brain_settings, serve_brain
 from trollama.testkit.fake_ollama import FakeOllama
+from trollama.testkit.ports import free_port
 from trollama.testkit.script import ModelScript, Reply
+from trollama.testkit.stats import percentile
 
 MODEL = "gpt-oss:20b"
 #: Seconds the logging service may take to start, and to write the last records.
@@ -83,18 +83,6 @@ stats = handler.stats()
 print(json.dumps({"emitted": emitted, "spool_lines": stats.spool_lines,
                   "dropped": stats.dropped, "spooled": stats.spooled}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 async def start_log_service(workdir: Path) -> tuple[asyncio.subprocess.Process, int, int]:

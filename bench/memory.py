@@ -62,6 +62,7 @@ from trollama.common.store.base import ItemStore, Table
 from trollama.common.store.factory import open_store
 from trollama.testkit.fake_ollama import FakeOllama, embed_text
 from trollama.testkit.script import ModelScript, Reply
+from trollama.testkit.stats import percentile
 
 #: Embedding length, as the brain asks of the model by default (EMBEDDING_DIMENSIONS).
 EMBEDDING_DIMENSIONS = 256
@@ -123,11 +124,6 @@ class PeakRss:
     @property
     def peak_mb(self) -> float:
         return self.peak / 2**20
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def open_sqlite(directory: Path, name: str) -> ItemStore:

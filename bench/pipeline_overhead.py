@@ -38,7 +38,6 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +46,9 @@ import ollama
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
-from trollama.testkit.brain import BrainProcess, free_port, fresh_secrets
+from trollama.testkit.brain import BrainProcess, fresh_secrets
+from trollama.testkit.ports import free_port
+from trollama.testkit.stats import percentile
 
 MODEL = "gpt-oss:20b"
 QUESTION = "Tell me something about llamas."
@@ -76,12 +77,6 @@ class RunResult:
 
     def rate(self) -> float:
         return len(self.samples) / self.wall_seconds if self.wall_seconds else 0.0
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 # ---------------------------------------------------------------- direct

@@ -15,9 +15,10 @@ from trollama.brain.services import Services, build_services
 from trollama.common.store.sqlite import SqliteStore
 from trollama.relay.bot import RelayBot
 from trollama.relay.settings import RelaySettings
-from trollama.testkit.brain import brain_settings, free_port, serve_brain
+from trollama.testkit.brain import brain_settings, serve_brain
 from trollama.testkit.discord_fixtures import running_client
 from trollama.testkit.fake_discord import FakeDiscord
+from trollama.testkit.ports import free_port
 
 #: Seconds between operations in a channel in tests (production: 1.1).
 TEST_EDIT_INTERVAL = 0.3

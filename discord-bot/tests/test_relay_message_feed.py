@@ -18,8 +18,9 @@ from trollama.brain.services import Services, build_services
 from trollama.common.store.sqlite import SqliteStore
 from trollama.relay.brain_api import BrainApi
 from trollama.relay.message_feed import FeedMessage, MessageFeed
-from trollama.testkit.brain import brain_settings, free_port
+from trollama.testkit.brain import brain_settings
 from trollama.testkit.fake_discord import FakeDiscord
+from trollama.testkit.ports import free_port
 from trollama.testkit.script import Reply
 
 #: Seconds between two checks of a condition.

@@ -22,10 +22,11 @@ from trollama.relay.brain_api import AuditEntry as RelayAuditEntry
 from trollama.relay.brain_api import BrainApi
 from trollama.relay.moderation import AuditOutbox, Moderation
 from trollama.relay.settings import RelaySettings
-from trollama.testkit.brain import brain_settings, free_port
+from trollama.testkit.brain import brain_settings
 from trollama.testkit.discord_fixtures import running_client
 from trollama.testkit.fake_discord import FakeDiscord, InteractionRecord, UserRecord
 from trollama.testkit.fake_discord.state import BAN_MEMBERS, KICK_MEMBERS, MODERATE_MEMBERS
+from trollama.testkit.ports import free_port
 
 MODERATOR_PERMISSIONS = KICK_MEMBERS | BAN_MEMBERS | MODERATE_MEMBERS
 REASON = "spamming links in #general"

@@ -11,7 +11,7 @@ import pytest
 from trollama.brain.persona.outbox import Outbox
 from trollama.relay.brain_api import BrainApi
 from trollama.relay.outbox_consumer import OutboxConsumer
-from trollama.testkit.brain import free_port
+from trollama.testkit.ports import free_port
 
 #: Seconds between two looks at the outbox.
 POLL_SECONDS = 0.02

@@ -9,9 +9,9 @@ from typing import Any
 from trollama.brain.community.polls import PollStore
 from trollama.relay.bot import RelayBot
 from trollama.relay.polls import Polls
-from trollama.testkit.brain import free_port
 from trollama.testkit.discord_fixtures import running_client
 from trollama.testkit.fake_discord import InteractionRecord, MessageRecord, UserRecord
+from trollama.testkit.ports import free_port
 
 #: Seconds one "minute" of /poll lasts in these tests (long enough for a few clicks).
 TEST_MINUTE_SECONDS = 3.0

@@ -14,14 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trollama.testkit.ports import free_port
+
 #: Longest the process may take to start or stop, in seconds (a bound, not a speed check).
 PROCESS_WAIT_SECONDS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_health(

@@ -6,25 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import time
 from pathlib import Path
 
 from trollama.common.log_shipping import ShippingHandler
 from trollama.logsink.service import LogSink
 from trollama.logsink.settings import LogSinkSettings
+from trollama.testkit.ports import free_port
 
 #: Records sent in each of the three phases (before, during and after the outage).
 PHASE_RECORDS = 150
 #: Longest the test waits for every record to reach the files, in seconds (a bound).
 DELIVERY_DEADLINE_SECONDS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def sink_on(port: int, log_dir: Path, tmp_path: Path) -> LogSink:

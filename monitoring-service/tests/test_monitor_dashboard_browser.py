@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from trollama.common.store.sqlite import SqliteStore
 from trollama.monitor.app import create_app
 from trollama.monitor.service import Monitor
 from trollama.monitor.settings import MonitorSettings
+from trollama.testkit.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_FLAGS = [
@@ -58,13 +58,6 @@ class FlippableTarget:
         return web.json_response({"status": status}, status=200 if self.healthy else 503)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def target() -> AsyncIterator[FlippableTarget]:
     fake = FlippableTarget()
@@ -83,7 +76,7 @@ async def dashboard_url(target: FlippableTarget, tmp_path: Path) -> AsyncIterato
         store=StoreSettings(sqlite_path=tmp_path / "monitor.db"),
     )
     store = SqliteStore(tmp_path / "monitor.db", table_prefix="t_")
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         create_app(Monitor(settings, store)), host="127.0.0.1", port=port, log_config=None
     )

@@ -10,7 +10,8 @@ from typing import Any
 
 from trollama.brain.services import build_services
 from trollama.common.store.sqlite import SqliteStore
-from trollama.testkit.brain import brain_settings, free_port, serve_brain
+from trollama.testkit.brain import brain_settings, serve_brain
+from trollama.testkit.ports import free_port
 from trollama.testkit.script import Reply
 
 CHAT = Path(__file__).resolve().parents[1] / "chat.py"

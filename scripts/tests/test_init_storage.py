@@ -11,7 +11,7 @@ import pytest
 
 from trollama.common.settings import REPO_ROOT
 from trollama.common.store.base import Table
-from trollama.testkit.dynamo import free_port
+from trollama.testkit.ports import free_port
 from trollama.testkit.store_fixtures import (
     EMULATOR_ACCESS_KEY,
     EMULATOR_REGION,

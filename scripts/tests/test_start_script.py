@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from trollama.testkit.ports import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START = REPO_ROOT / "start.sh"
 STOP = REPO_ROOT / "stop.sh"
@@ -80,12 +82,6 @@ class Sandbox:
             path.stem: int(path.read_text(encoding="utf-8").split()[0])
             for path in self.run_dir.glob("*.pid")
         }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:

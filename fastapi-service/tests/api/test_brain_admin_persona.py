@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from trollama.brain.persona.facts import MAX_FACT_CHARS, supersede_op
-from trollama.testkit.brain import free_port
+from trollama.testkit.ports import free_port
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from trollama.common.protocol import AcceptedFrame, DoneFrame
-from trollama.testkit.brain import BrainClient, BrainProcess, free_port, fresh_secrets
+from trollama.testkit.brain import BrainClient, BrainProcess, fresh_secrets
+from trollama.testkit.ports import free_port
 from trollama.testkit.script import Reply
 
 MODEL = "gpt-oss:20b"

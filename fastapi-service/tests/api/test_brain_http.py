@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from trollama.testkit.brain import free_port
+from trollama.testkit.ports import free_port
 from trollama.testkit.script import Reply
 
 

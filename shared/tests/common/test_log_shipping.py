@@ -16,6 +16,7 @@ import pytest
 
 from trollama.common.log_shipping import MAX_LOG_LINE_BYTES, ShippingHandler, fit_line
 from trollama.common.logging import register_secret
+from trollama.testkit.ports import free_port
 
 #: Seconds a test waits for lines to arrive before failing.
 ARRIVAL_TIMEOUT_SECONDS = 20.0
@@ -79,12 +80,6 @@ def wait_for(condition: object, what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.01)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

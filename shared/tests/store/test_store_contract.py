@@ -25,7 +25,7 @@ from trollama.common.store.base import (
 )
 from trollama.common.store.conditions import Eq, Exists, Gt, NotExists
 from trollama.common.store.dynamodb import DynamoStore
-from trollama.testkit.dynamo import free_port
+from trollama.testkit.ports import free_port
 from trollama.testkit.store_fixtures import StoreFactory
 
 T = Table.CONVERSATIONS

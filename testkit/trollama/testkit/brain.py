@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,18 +35,12 @@ from trollama.common.protocol import (
     ServerFrame,
     server_frame_adapter,
 )
+from trollama.testkit.ports import free_port
 
 #: Seconds a brain may take to answer its health check after starting.
 START_TIMEOUT_SECONDS = 30.0
 #: Seconds a test waits for one frame before failing.
 FRAME_TIMEOUT_SECONDS = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def fresh_secrets() -> dict[str, str]:

@@ -18,7 +18,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trollama.common.settings import REPO_ROOT
+from trollama.testkit.ports import free_port
 
 #: Longest wait for an endpoint to answer its first HTTP request, in seconds.
 STARTUP_TIMEOUT_SECONDS = 60.0
@@ -72,14 +72,6 @@ class DynamoEndpoint:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_moto(*, timeout: float = STARTUP_TIMEOUT_SECONDS) -> DynamoEndpoint:
